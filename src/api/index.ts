@@ -1,0 +1,10 @@
+export * from "./authz.js";
+export * from "./errors.js";
+export * from "./identity.js";
+export * from "./openapi.js";
+export * from "./route.js";
+export * from "./server.js";
+export * from "./tls-context.js";
+export * from "./routes/context.js";
+export { apiRoutes } from "./routes/api-routes.js";
+export { bootstrapRoutes } from "./routes/bootstrap-routes.js";

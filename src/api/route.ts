@@ -1,0 +1,82 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+/**
+ * Every route declares, in one place, who may call it. On the API port the caller is
+ * always an mTLS identity; `authz` says which (resource, action) the authorizer must
+ * allow. `authenticated` routes need only a valid identity (whoami, renewal of one's own
+ * certificate). Bootstrap routes are `public`: they run on the server-auth-only port.
+ */
+export type Resource =
+  | "namespaces"
+  | "certificates"
+  | "enroll-tokens"
+  | "policies"
+  | "role-bindings"
+  | "audit"
+  | "nodes"
+  | "deployments"
+  | "secrets"
+  | "waivers"
+  | "approvals"
+  | "alerts";
+
+export type Action = "create" | "read" | "update" | "delete" | "deploy" | "use" | "approve" | "export" | "exec";
+
+export type Authz =
+  | { readonly kind: "public" }
+  | { readonly kind: "authenticated" }
+  | { readonly kind: "rbac"; readonly resource: Resource; readonly action: Action };
+
+export interface RouteSchema {
+  readonly summary: string;
+  readonly body?: object;
+  readonly querystring?: object;
+  readonly response: Record<number, object>;
+  /** For non-JSON responses. */
+  readonly produces?: string;
+}
+
+export interface RouteDef {
+  readonly method: "GET" | "POST" | "PUT" | "DELETE";
+  readonly url: string;
+  readonly authz: Authz;
+  readonly schema: RouteSchema;
+  /** Bytes; small by default. */
+  readonly bodyLimit?: number;
+  readonly handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+}
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024;
+
+export function defineRoute(def: RouteDef): RouteDef {
+  return def;
+}
+
+/** Reusable schema fragments. */
+export const S = {
+  error: {
+    type: "object",
+    required: ["code", "message", "requestId"],
+    properties: { code: { type: "string" }, message: { type: "string" }, requestId: { type: "string" } },
+  },
+  identity: { type: "string", minLength: 3, maxLength: 80, pattern: "^(user|node|service):[a-z0-9][a-z0-9._-]{0,62}$" },
+  duration: { type: "string", maxLength: 12, pattern: "^[1-9][0-9]{0,6}(s|m|h|d)$" },
+  pem: { type: "string", minLength: 1, maxLength: 12 * 1024 },
+  issued: {
+    type: "object",
+    required: ["identity", "serial", "notBefore", "notAfter", "certificate", "chain", "caBundle"],
+    properties: {
+      identity: { type: "string" },
+      serial: { type: "string" },
+      notBefore: { type: "string" },
+      notAfter: { type: "string" },
+      certificate: { type: "string" },
+      chain: { type: "string" },
+      caBundle: { type: "string" },
+      apiAddress: { type: "string" },
+    },
+  },
+} as const;
+
+/** Standard error responses, added to every route's schema. */
+export const ERROR_RESPONSES = { 400: S.error, 401: S.error, 403: S.error, 404: S.error, 413: S.error, 415: S.error, 500: S.error, 503: S.error };

@@ -1,0 +1,20 @@
+import type { FastifyRequest } from "fastify";
+import type { GatewayConfig } from "../../core/index.js";
+import type { Actor, PkiService } from "../../pki/index.js";
+import { requireCaller } from "../server.js";
+
+export interface RouteContext {
+  readonly pki: PkiService;
+  readonly config: GatewayConfig;
+  readonly version: string;
+  /** Called after a revocation so the TLS context reloads at once. */
+  readonly onRevocation: () => void;
+  /** The address clients should use for the API, told to them at enrollment. */
+  readonly apiAddress: () => string;
+  readonly health: () => Promise<Record<string, unknown>>;
+}
+
+export function actorOf(req: FastifyRequest): Actor {
+  const c = requireCaller(req);
+  return { identity: c.id, serial: c.serial, sourceAddress: req.ip, requestId: req.id };
+}

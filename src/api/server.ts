@@ -1,0 +1,152 @@
+import type { TLSSocket, Server as TlsServer } from "node:tls";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import type { AuditEvent, AuditSink, Logger } from "../core/index.js";
+import { newRequestId, parseStrictJson, pcError } from "../core/index.js";
+import type { Authorizer } from "./authz.js";
+import { sendError } from "./errors.js";
+import { callerOf, type Caller } from "./identity.js";
+import { DEFAULT_BODY_LIMIT, ERROR_RESPONSES, type RouteDef } from "./route.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+}
+
+export interface ServerDeps {
+  readonly kind: "api" | "bootstrap";
+  readonly https: Record<string, unknown>;
+  readonly routes: readonly RouteDef[];
+  readonly logger: Logger;
+  readonly audit: AuditSink;
+  readonly authorizer: Authorizer;
+  readonly trustDomain: string;
+  /** Checked on every API request: a certificate revoked after the handshake is refused. */
+  readonly isRevoked: (serial: string) => boolean;
+}
+
+/** Finds the request's caller; only the API port has one. */
+export function requireCaller(req: FastifyRequest): Caller {
+  if (!req.caller) throw pcError("PC_API_UNAUTHENTICATED");
+  return req.caller;
+}
+
+function outcomeOf(status: number): AuditEvent["outcome"] {
+  if (status < 400) return "allowed";
+  if (status === 401 || status === 403) return "denied";
+  return status >= 500 ? "error" : "denied";
+}
+
+/**
+ * Builds one listener. Every route is registered from a declaration; a route without
+ * one cannot exist, because the onRoute hook refuses any registration that does not
+ * carry its authz. JSON bodies are parsed strictly (duplicate keys refused), schemas
+ * reject unknown fields, and every error is `{ code, message, requestId }`.
+ */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    https: deps.https,
+    loggerInstance: deps.logger,
+    genReqId: () => newRequestId(),
+    requestIdHeader: false,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  const declared = new Set(deps.routes.map((r) => `${r.method} ${r.url}`));
+  app.addHook("onRoute", (opts) => {
+    const methods = Array.isArray(opts.method) ? opts.method : [opts.method];
+    for (const m of methods) {
+      if (!declared.has(`${m} ${opts.url}`)) {
+        throw pcError("PC_API_ROUTE_UNDECLARED", `${m} ${opts.url}`);
+      }
+    }
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseStrictJson(body as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err as Error));
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, pcError("PC_API_NOT_FOUND")));
+
+  if (deps.kind === "api") {
+    app.addHook("onRequest", async (req) => {
+      const caller = callerOf(req.raw.socket as TLSSocket, deps.trustDomain);
+      if (deps.isRevoked(caller.serial)) throw pcError("PC_PKI_CERT_REVOKED");
+      req.caller = caller;
+    });
+  }
+
+  app.addHook("onResponse", async (req, reply) => {
+    const c = req.caller;
+    try {
+      deps.audit.record({
+        type: `${deps.kind}.request`,
+        outcome: outcomeOf(reply.statusCode),
+        actor: c?.id ?? "anonymous",
+        actorSerial: c?.serial,
+        sourceAddress: req.ip,
+        method: req.method,
+        route: req.routeOptions.url ?? "unmatched",
+        status: reply.statusCode,
+        requestId: req.id,
+      });
+    } catch (e) {
+      req.log.error({ err: String(e) }, "cannot record the request in the access log");
+    }
+  });
+
+  for (const r of deps.routes) {
+    const authz = r.authz;
+    if (deps.kind === "bootstrap" && authz.kind !== "public") throw pcError("PC_API_ROUTE_UNDECLARED", `${r.url} is not public`);
+    if (deps.kind === "api" && authz.kind === "public") throw pcError("PC_API_ROUTE_UNDECLARED", `${r.url} cannot be public on the API port`);
+    app.route({
+      method: r.method,
+      url: r.url,
+      bodyLimit: r.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      schema: {
+        ...(r.schema.body ? { body: r.schema.body } : {}),
+        ...(r.schema.querystring ? { querystring: r.schema.querystring } : {}),
+        response: { ...ERROR_RESPONSES, ...r.schema.response },
+      },
+      preHandler: async (req) => {
+        if (authz.kind !== "rbac") return;
+        const caller = requireCaller(req);
+        let allowed = false;
+        let rule = "error";
+        try {
+          const d = deps.authorizer.authorize(caller.identity, authz.resource, authz.action, "*");
+          allowed = d.allowed === true;
+          rule = d.rule;
+        } catch (e) {
+          req.log.error({ err: String(e) }, "authorizer failed; denying");
+        }
+        deps.audit.record({
+          type: "authz.decision",
+          outcome: allowed ? "allowed" : "denied",
+          actor: caller.id,
+          actorSerial: caller.serial,
+          route: `${authz.resource}:${authz.action}`,
+          requestId: req.id,
+          reason: rule,
+        });
+        if (!allowed) throw pcError("PC_API_FORBIDDEN", `${authz.resource}:${authz.action}`);
+      },
+      handler: r.handler,
+    });
+  }
+  return app;
+}
+
+export function tlsServerOf(app: FastifyInstance): TlsServer {
+  return app.server as unknown as TlsServer;
+}

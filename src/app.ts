@@ -1,0 +1,291 @@
+import { readFileSync, rmSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import type { AddressInfo } from "node:net";
+import { AccessLogSink } from "./audit/index.js";
+import type { AuditSink, Clock, GatewayConfig, Logger } from "./core/index.js";
+import { assertTrustDomain, createLogger, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
+import {
+  AdminListAuthorizer,
+  apiRoutes,
+  apiTlsOptions,
+  auditRefusedHandshakes,
+  bootstrapRoutes,
+  bootstrapTlsOptions,
+  buildServer,
+  RevocationEnforcer,
+  tlsServerOf,
+  type Authorizer,
+  type RouteContext,
+  type ServerCredentials,
+} from "./api/index.js";
+import {
+  certificateInfo,
+  certificatesFromPem,
+  CertificateAuthority,
+  derToPem,
+  generateKeyPair,
+  newServerKey,
+  pkiPaths,
+  PkiService,
+  privateKeyPem,
+  spkiDer,
+  writeProfile,
+  writeServerCredentials,
+  type Actor,
+} from "./pki/index.js";
+import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
+import { VERSION } from "./version.js";
+
+/**
+ * The composition root: builds the domains from a data directory and wires them into
+ * the two listeners.
+ */
+
+export interface InitOptions {
+  readonly dataDir: string;
+  readonly trustDomain?: string;
+  readonly listen?: string;
+  readonly bootstrapListen?: string;
+  readonly sans?: readonly string[];
+  readonly clock?: Clock;
+  readonly lifetimes?: Partial<GatewayConfig["lifetimes"]>;
+}
+
+export interface InitResult {
+  readonly dataDir: string;
+  readonly rootFingerprint: string;
+  readonly adminProfile: string;
+  readonly config: GatewayConfig;
+}
+
+const SYSTEM_ACTOR: Actor = { identity: "service:portcullis-init" };
+
+/**
+ * Creates a data directory with a root CA, an issuing intermediate, the gateway's
+ * server certificate and the first administrator's profile. Refuses an existing
+ * directory; on any failure removes what it created, so nothing is half-made.
+ */
+export function initGateway(opts: InitOptions): InitResult {
+  const clock = opts.clock ?? systemClock;
+  const config = defaultConfig({
+    trustDomain: assertTrustDomain(opts.trustDomain ?? defaultConfig().trustDomain),
+    ...(opts.listen ? { listen: opts.listen } : {}),
+    ...(opts.bootstrapListen ? { bootstrapListen: opts.bootstrapListen } : {}),
+    sans: [...(opts.sans ?? [])],
+    lifetimes: { ...defaultConfig().lifetimes, ...(opts.lifetimes ?? {}) },
+  });
+  parseConfig(config);
+  createDataDir(opts.dataDir, { createdAt: clock.now().toISOString(), trustDomain: config.trustDomain });
+  let store: Store | undefined;
+  try {
+    const p = pkiPaths(opts.dataDir);
+    writeFileAtomic(p.config, `${JSON.stringify(config, null, 2)}\n`, 0o600);
+    const ca = CertificateAuthority.create(config.trustDomain, clock, config.lifetimes);
+    writeKeyFile(p.rootKey, privateKeyPem(ca.material.rootKey));
+    writeKeyFile(p.intermediateKey, privateKeyPem(ca.material.intermediateKey));
+    writeFileAtomic(p.rootCert, derToPem(ca.material.rootDer, "CERTIFICATE"), 0o644);
+    writeFileAtomic(p.intermediateCert, ca.intermediatePem, 0o644);
+
+    store = Store.open(opts.dataDir);
+    const audit = new AccessLogSink(store, clock);
+    const pki = new PkiService(ca, store, audit, clock, config);
+    for (const [der, profile] of [[ca.material.rootDer, "root"], [ca.material.intermediateDer, "intermediate"]] as const) {
+      const info = certificateInfo(der);
+      store.certificates.insert({
+        serial: info.serialHex,
+        identity: `ca:${profile}`,
+        kind: "ca",
+        profile: "ca",
+        fingerprint: info.fingerprint,
+        notBefore: info.notBefore.getTime(),
+        notAfter: info.notAfter.getTime(),
+        issuedAt: clock.now().getTime(),
+        pem: derToPem(der, "CERTIFICATE"),
+      });
+    }
+    const server = newServerKey();
+    const leaf = pki.issueServer(server.spki, SYSTEM_ACTOR);
+    writeServerCredentials(opts.dataDir, server.keyPem, leaf.pem, ca.intermediatePem);
+
+    const admin = parseIdentity(config.admins[0] ?? "user:admin");
+    const kp = generateKeyPair("ec-p256");
+    const issued = pki.issueClient(admin, spkiDer(kp.publicKey), SYSTEM_ACTOR);
+    writeProfile(p.adminProfile, {
+      version: 1,
+      identity: issued.identity,
+      server: config.listen,
+      trustDomain: config.trustDomain,
+      caBundle: ca.bundlePem,
+      certificate: issued.certificate + issued.chain,
+      privateKey: privateKeyPem(kp.privateKey),
+    });
+    store.close();
+    return { dataDir: opts.dataDir, rootFingerprint: ca.rootFingerprint, adminProfile: p.adminProfile, config };
+  } catch (e) {
+    store?.close();
+    rmSync(opts.dataDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export interface GatewayOptions {
+  readonly dataDir: string;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Overrides the configured listen addresses (tests use port 0). */
+  readonly listen?: string;
+  readonly bootstrapListen?: string;
+  readonly authorizer?: Authorizer;
+  /** How often the server certificate is checked for renewal. */
+  readonly serverRenewCheckMs?: number;
+  readonly health?: () => Promise<Record<string, unknown>>;
+}
+
+export interface Gateway {
+  readonly api: FastifyInstance;
+  readonly bootstrap: FastifyInstance;
+  readonly apiAddress: string;
+  readonly bootstrapAddress: string;
+  readonly pki: PkiService;
+  readonly store: Store;
+  readonly audit: AuditSink;
+  readonly config: GatewayConfig;
+  readonly enforcer: RevocationEnforcer;
+  /** Renews the server certificate if two thirds of its life have passed. */
+  renewServerCertificateIfDue(): boolean;
+  close(): Promise<void>;
+}
+
+export function loadConfig(dataDir: string): GatewayConfig {
+  try {
+    return parseConfig(JSON.parse(readFileSync(pkiPaths(dataDir).config, "utf8")));
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") throw pcError("PC_STORE_CORRUPT", "config.json is missing", e);
+    if (e instanceof SyntaxError) throw pcError("PC_STORE_CORRUPT", "config.json is not JSON", e);
+    throw e;
+  }
+}
+
+function loadServerCredentials(dataDir: string): ServerCredentials & { notBefore: Date; notAfter: Date } {
+  const p = pkiPaths(dataDir);
+  const certPem = readFileSync(p.serverCert, "utf8");
+  const first = certificatesFromPem(certPem)[0];
+  if (!first) throw pcError("PC_STORE_CORRUPT", "server certificate missing");
+  const info = certificateInfo(first);
+  return { keyPem: readKeyFile(p.serverKey), certPem, notBefore: info.notBefore, notAfter: info.notAfter };
+}
+
+/** Opens the data directory and starts both listeners. */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger();
+  openDataDir(opts.dataDir);
+  const config = loadConfig(opts.dataDir);
+  const store = Store.open(opts.dataDir);
+  const audit = new AccessLogSink(store, clock);
+  const pki = PkiService.load(opts.dataDir, store, audit, clock, config);
+  const systemActor: Actor = { identity: "service:gateway" };
+
+  let creds = loadServerCredentials(opts.dataDir);
+  const renewIfDue = (): boolean => {
+    const now = clock.now().getTime();
+    const life = creds.notAfter.getTime() - creds.notBefore.getTime();
+    if (now < creds.notBefore.getTime() + (life * 2) / 3) return false;
+    const key = newServerKey();
+    const leaf = pki.issueServer(key.spki, systemActor);
+    writeServerCredentials(opts.dataDir, key.keyPem, leaf.pem, pki.ca.intermediatePem);
+    creds = loadServerCredentials(opts.dataDir);
+    return true;
+  };
+  renewIfDue();
+
+  const apiListen = parseHostPort(opts.listen ?? config.listen, "listen");
+  const bootListen = parseHostPort(opts.bootstrapListen ?? config.bootstrapListen, "bootstrap listen");
+  let apiAddress = formatHostPort(apiListen);
+  let enforcer: RevocationEnforcer | undefined;
+
+  const ctx: RouteContext = {
+    pki,
+    config,
+    version: VERSION,
+    onRevocation: () => enforcer?.check(),
+    apiAddress: () => apiAddress,
+    health: opts.health ?? (async () => ({ status: "ok", version: VERSION, store: store.isOpen ? "ok" : "closed" })),
+  };
+  const authorizer = opts.authorizer ?? new AdminListAuthorizer(config.admins);
+  const common = { logger, audit, authorizer, trustDomain: config.trustDomain };
+  const api = await buildServer({
+    ...common,
+    kind: "api",
+    https: { ...apiTlsOptions(creds, pki), requestCert: true, rejectUnauthorized: true },
+    routes: apiRoutes(ctx),
+    isRevoked: (serial) => enforcer?.isRevoked(serial) ?? true,
+  });
+  const bootstrap = await buildServer({
+    ...common,
+    kind: "bootstrap",
+    https: { ...bootstrapTlsOptions(creds) },
+    routes: bootstrapRoutes(ctx),
+    isRevoked: () => false,
+  });
+  enforcer = new RevocationEnforcer(tlsServerOf(api), pki, creds, logger);
+  auditRefusedHandshakes(tlsServerOf(api), audit, logger, "api");
+  auditRefusedHandshakes(tlsServerOf(bootstrap), audit, logger, "bootstrap");
+
+  try {
+    await api.listen({ host: apiListen.host, port: apiListen.port });
+    await bootstrap.listen({ host: bootListen.host, port: bootListen.port });
+  } catch (e) {
+    await api.close();
+    await bootstrap.close();
+    store.close();
+    throw e;
+  }
+  const a = api.server.address() as AddressInfo;
+  const b = bootstrap.server.address() as AddressInfo;
+  apiAddress = formatHostPort({ host: apiListen.host, port: a.port });
+  const bootstrapAddress = formatHostPort({ host: bootListen.host, port: b.port });
+  enforcer.start();
+
+  const renewTimer = setInterval(() => {
+    try {
+      if (renewIfDue()) {
+        enforcer?.reload(creds);
+        tlsServerOf(bootstrap).setSecureContext(bootstrapTlsOptions(creds));
+        logger.info({ notAfter: creds.notAfter.toISOString() }, "server certificate renewed");
+      }
+    } catch (e) {
+      logger.error({ err: String(e) }, "server certificate renewal failed");
+    }
+  }, opts.serverRenewCheckMs ?? 3_600_000);
+  renewTimer.unref();
+
+  let closing: Promise<void> | undefined;
+  const gw: Gateway = {
+    api,
+    bootstrap,
+    apiAddress,
+    bootstrapAddress,
+    pki,
+    store,
+    audit,
+    config,
+    enforcer,
+    renewServerCertificateIfDue: () => {
+      const renewed = renewIfDue();
+      if (renewed) {
+        enforcer?.reload(creds);
+        tlsServerOf(bootstrap).setSecureContext(bootstrapTlsOptions(creds));
+      }
+      return renewed;
+    },
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(renewTimer);
+        enforcer?.stop();
+        await Promise.allSettled([api.close(), bootstrap.close()]);
+        store.close();
+      })()),
+  };
+  return gw;
+}

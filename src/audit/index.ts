@@ -1,0 +1,1 @@
+export { AccessLogSink } from "./access-log-sink.js";

@@ -1,0 +1,37 @@
+/**
+ * Every decision the gateway makes is reported through an AuditSink. The sink decides
+ * how it is stored; the domains only describe what happened. Fields are declared, so
+ * nothing undeclared (a body, a key, a token) can reach an entry.
+ */
+export type AuditOutcome = "allowed" | "denied" | "error";
+
+export interface AuditEvent {
+  /** What happened, e.g. `api.request`, `tls.handshake_refused`, `pki.certificate_issued`. */
+  readonly type: string;
+  readonly outcome: AuditOutcome;
+  /** `user:alice`, or `anonymous` where no identity was established. */
+  readonly actor: string;
+  readonly actorSerial?: string | undefined;
+  readonly sourceAddress?: string | undefined;
+  readonly route?: string | undefined;
+  readonly method?: string | undefined;
+  readonly status?: number | undefined;
+  readonly requestId?: string | undefined;
+  /** Error code or other stable reason, never free text from the caller. */
+  readonly reason?: string | undefined;
+  /** The subject of the action: a serial, an identity, a token id (never the token). */
+  readonly target?: string | undefined;
+}
+
+export interface AuditSink {
+  /** Records the event durably before returning; throws if it cannot. */
+  record(event: AuditEvent): void;
+}
+
+/** Collects events in memory; for unit tests of collaborators, never for the log itself. */
+export class MemoryAuditSink implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  record(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}

@@ -1,0 +1,118 @@
+import { isAbsolute, resolve } from "node:path";
+import { pcError } from "./errors.js";
+
+export const DEFAULT_API_LISTEN = "127.0.0.1:8443";
+export const DEFAULT_BOOTSTRAP_LISTEN = "127.0.0.1:8444";
+export const DEFAULT_TRUST_DOMAIN = "portcullis.local";
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses HOST:PORT, [IPv6]:PORT. Port 0 lets the OS choose (tests). */
+export function parseHostPort(text: string, what = "address"): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):([0-9]{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw pcError("PC_CONFIG_INVALID", `${what} must be HOST:PORT`);
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** `--data-dir`, else PORTCULLIS_DATA_DIR, else `.portcullis/` in the current directory. */
+export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const d = flag ?? env.PORTCULLIS_DATA_DIR ?? ".portcullis";
+  return isAbsolute(d) ? d : resolve(process.cwd(), d);
+}
+
+/** Lifetimes, in milliseconds. */
+export interface Lifetimes {
+  readonly userDefault: number;
+  readonly userMax: number;
+  readonly node: number;
+  readonly service: number;
+  readonly server: number;
+  readonly intermediate: number;
+  readonly root: number;
+  readonly enrollTokenDefault: number;
+  readonly enrollTokenMax: number;
+}
+
+const H = 3_600_000;
+const D = 24 * H;
+
+export const DEFAULT_LIFETIMES: Lifetimes = {
+  userDefault: 24 * H,
+  userMax: 7 * D,
+  node: 7 * D,
+  service: 7 * D,
+  server: 30 * D,
+  intermediate: 365 * D,
+  root: 3652 * D,
+  enrollTokenDefault: 15 * 60_000,
+  enrollTokenMax: 7 * D,
+};
+
+/** The gateway's settings, kept in `config.json` in the data directory. */
+export interface GatewayConfig {
+  readonly trustDomain: string;
+  readonly listen: string;
+  readonly bootstrapListen: string;
+  /** Extra DNS names or IP addresses for the server certificate. */
+  readonly sans: readonly string[];
+  /** Identities allowed to administer until RBAC policy takes over. */
+  readonly admins: readonly string[];
+  readonly lifetimes: Lifetimes;
+}
+
+export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
+  return {
+    trustDomain: partial.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    listen: partial.listen ?? DEFAULT_API_LISTEN,
+    bootstrapListen: partial.bootstrapListen ?? DEFAULT_BOOTSTRAP_LISTEN,
+    sans: partial.sans ?? [],
+    admins: partial.admins ?? ["user:admin"],
+    lifetimes: { ...DEFAULT_LIFETIMES, ...(partial.lifetimes ?? {}) },
+  };
+}
+
+/** Validates a parsed config.json; unknown keys are refused. */
+export function parseConfig(raw: unknown): GatewayConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "config must be an object");
+  const o = raw as Record<string, unknown>;
+  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "admins", "lifetimes"];
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key ${k}`);
+  const str = (k: string): string => {
+    if (typeof o[k] !== "string") throw pcError("PC_CONFIG_INVALID", `${k} must be a string`);
+    return o[k] as string;
+  };
+  const strs = (k: string): string[] => {
+    const v = o[k];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw pcError("PC_CONFIG_INVALID", `${k} must be a list of strings`);
+    return v as string[];
+  };
+  const lt = (o.lifetimes ?? {}) as Record<string, unknown>;
+  const lifetimes: Record<string, number> = { ...DEFAULT_LIFETIMES };
+  for (const [k, v] of Object.entries(lt)) {
+    if (!(k in DEFAULT_LIFETIMES)) throw pcError("PC_CONFIG_INVALID", `unknown lifetime ${k}`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 60_000) throw pcError("PC_CONFIG_INVALID", `lifetimes.${k} must be at least 60000 ms`);
+    lifetimes[k] = v;
+  }
+  const cfg: GatewayConfig = {
+    trustDomain: str("trustDomain"),
+    listen: str("listen"),
+    bootstrapListen: str("bootstrapListen"),
+    sans: strs("sans"),
+    admins: strs("admins"),
+    lifetimes: lifetimes as unknown as Lifetimes,
+  };
+  parseHostPort(cfg.listen, "listen");
+  parseHostPort(cfg.bootstrapListen, "bootstrapListen");
+  if (cfg.lifetimes.userDefault > cfg.lifetimes.userMax) throw pcError("PC_CONFIG_INVALID", "lifetimes.userDefault exceeds userMax");
+  return cfg;
+}

@@ -1,0 +1,123 @@
+/**
+ * The error registry. Every error portcullis reports has a stable code
+ * `PC_<AREA>_<REASON>`, an HTTP status and a public message. Internal details are
+ * logged, never sent. `docs/errors.md` lists every code; a test keeps the two equal.
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  PC_INTERNAL: { status: 500, message: "internal error" },
+
+  PC_CONFIG_INVALID: { status: 400, message: "invalid configuration" },
+
+  PC_API_MALFORMED_JSON: { status: 400, message: "request body is not valid JSON" },
+  PC_API_DUPLICATE_KEY: { status: 400, message: "request body has a duplicate key" },
+  PC_API_INVALID_BODY: { status: 400, message: "request does not match its schema" },
+  PC_API_BODY_TOO_LARGE: { status: 413, message: "request body is too large" },
+  PC_API_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "unsupported content type" },
+  PC_API_NOT_FOUND: { status: 404, message: "no such route" },
+  PC_API_UNAUTHENTICATED: { status: 401, message: "a valid client certificate is required" },
+  PC_API_FORBIDDEN: { status: 403, message: "not allowed" },
+  PC_API_UNAVAILABLE: { status: 503, message: "service unavailable" },
+  PC_API_ROUTE_UNDECLARED: { status: 500, message: "route has no authorization declaration" },
+
+  PC_STORE_DATA_DIR_EXISTS: { status: 409, message: "data directory already exists" },
+  PC_STORE_DATA_DIR_MISSING: { status: 404, message: "data directory is not initialised" },
+  PC_STORE_DATA_DIR_TOO_NEW: {
+    status: 500,
+    message: "data directory was written by a newer portcullis; refusing to open it",
+  },
+  PC_STORE_DATA_DIR_PERMISSIONS: {
+    status: 500,
+    message: "data directory or key file permissions are too open",
+  },
+  PC_STORE_CORRUPT: { status: 500, message: "data directory is corrupt" },
+  PC_STORE_UNAVAILABLE: { status: 503, message: "store unavailable" },
+
+  PC_PKI_PEM_MALFORMED: { status: 400, message: "malformed PEM or DER" },
+  PC_PKI_CSR_MALFORMED: { status: 400, message: "malformed certificate signing request" },
+  PC_PKI_CSR_SIGNATURE: { status: 400, message: "signature verification failed" },
+  PC_PKI_KEY_UNSUPPORTED: { status: 400, message: "unsupported key type" },
+  PC_PKI_KEY_TOO_WEAK: { status: 400, message: "key is too weak" },
+  PC_PKI_IDENTITY_INVALID: { status: 400, message: "invalid identity" },
+  PC_PKI_IDENTITY_MISMATCH: {
+    status: 403,
+    message: "the request names a different identity than it is entitled to",
+  },
+  PC_PKI_TTL_INVALID: { status: 400, message: "requested lifetime is not allowed" },
+  PC_PKI_TOKEN_INVALID: { status: 401, message: "enrollment token is not valid" },
+  PC_PKI_TOKEN_USED: { status: 401, message: "enrollment token has already been used" },
+  PC_PKI_TOKEN_EXPIRED: { status: 401, message: "enrollment token has expired" },
+  PC_PKI_TOKEN_REVOKED: { status: 401, message: "enrollment token has been revoked" },
+  PC_PKI_CERT_NOT_FOUND: { status: 404, message: "no such certificate" },
+  PC_PKI_CERT_REVOKED: { status: 401, message: "certificate has been revoked" },
+  PC_PKI_CERT_INVALID: { status: 400, message: "certificate is not valid" },
+  PC_PKI_REVOKE_REASON_INVALID: { status: 400, message: "unknown revocation reason" },
+  PC_PKI_CA_FINGERPRINT_MISMATCH: {
+    status: 502,
+    message: "the server's CA does not match the pinned fingerprint",
+  },
+
+  PC_AUDIT_WRITE_FAILED: { status: 503, message: "audit log unavailable" },
+
+  PC_CLI_USAGE: { status: 400, message: "bad usage" },
+  PC_CLI_PROFILE_MISSING: { status: 400, message: "client profile not found" },
+  PC_CLI_PROFILE_INVALID: { status: 400, message: "client profile is invalid" },
+  PC_CLI_SERVER_UNREACHABLE: { status: 502, message: "cannot reach the server" },
+  PC_CLI_TLS_FAILED: { status: 502, message: "TLS connection to the server failed" },
+  PC_CLI_BAD_RESPONSE: { status: 502, message: "unexpected response from the server" },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(ERRORS, value);
+}
+
+/**
+ * The one error class. `detail` is an optional public refinement (for example a field
+ * path) and must never carry secret material; `internal` is logged only.
+ */
+export class PortcullisError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly internal: unknown;
+
+  constructor(code: ErrorCode, opts: { detail?: string; internal?: unknown; cause?: unknown } = {}) {
+    const spec = ERRORS[code];
+    super(opts.detail ? `${spec.message}: ${opts.detail}` : spec.message, { cause: opts.cause });
+    this.name = "PortcullisError";
+    this.code = code;
+    this.status = spec.status;
+    this.detail = opts.detail;
+    this.internal = opts.internal;
+  }
+
+  /** The message that may be shown to a caller. */
+  get publicMessage(): string {
+    return this.message;
+  }
+}
+
+export function pcError(
+  code: ErrorCode,
+  detail?: string,
+  internal?: unknown,
+): PortcullisError {
+  return new PortcullisError(code, { detail, internal });
+}
+
+export function isPortcullisError(e: unknown): e is PortcullisError {
+  return e instanceof PortcullisError;
+}
+
+/** Wraps anything thrown into a PortcullisError, keeping the original as internal detail. */
+export function toPortcullisError(e: unknown, fallback: ErrorCode = "PC_INTERNAL"): PortcullisError {
+  if (e instanceof PortcullisError) return e;
+  return new PortcullisError(fallback, { internal: e, cause: e });
+}

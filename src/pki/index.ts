@@ -1,0 +1,10 @@
+export * from "./authority.js";
+export * from "./certificate.js";
+export * from "./certificate-info.js";
+export * from "./crl.js";
+export * from "./csr.js";
+export * from "./keys.js";
+export * from "./layout.js";
+export * from "./profile.js";
+export * from "./service.js";
+export { pemBlocks, toPem as derToPem } from "./der.js";

@@ -1,0 +1,58 @@
+import Database from "better-sqlite3";
+import { pcError } from "../core/index.js";
+import { MIGRATIONS, SCHEMA_VERSION, type Migration } from "./migrations.js";
+
+export type Db = Database.Database;
+
+/**
+ * Opens the SQLite store in WAL mode and brings its schema up to date. A database whose
+ * schema is newer than this binary knows is refused, untouched.
+ */
+export function openDatabase(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
+  let db: Db;
+  try {
+    db = new Database(path, { fileMustExist: false });
+  } catch (e) {
+    throw pcError("PC_STORE_UNAVAILABLE", "cannot open the database", e);
+  }
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    migrate(db, migrations);
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma("user_version", { simple: true }) as number;
+}
+
+function migrate(db: Db, migrations: readonly Migration[]): void {
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  let current: number;
+  try {
+    current = schemaVersion(db);
+  } catch (e) {
+    throw pcError("PC_STORE_CORRUPT", "cannot read the schema version", e);
+  }
+  if (current > latest) {
+    throw pcError(
+      "PC_STORE_DATA_DIR_TOO_NEW",
+      `database schema ${current}, this binary knows up to ${latest}`,
+    );
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+}
+
+export { SCHEMA_VERSION };

@@ -1,0 +1,39 @@
+import { join } from "node:path";
+import { openDatabase, type Db } from "./db.js";
+import { AccessEventRepo } from "./repos/access-events.js";
+import { CertificateRepo } from "./repos/certificates.js";
+import { EnrollTokenRepo } from "./repos/enroll-tokens.js";
+
+export const DB_FILE = "portcullis.db";
+
+/** The store of one data directory: the database and its repositories. */
+export class Store {
+  readonly certificates: CertificateRepo;
+  readonly enrollTokens: EnrollTokenRepo;
+  readonly accessEvents: AccessEventRepo;
+  private closed = false;
+
+  constructor(readonly db: Db) {
+    this.certificates = new CertificateRepo(db);
+    this.enrollTokens = new EnrollTokenRepo(db);
+    this.accessEvents = new AccessEventRepo(db);
+  }
+
+  static open(dataDir: string): Store {
+    return new Store(openDatabase(join(dataDir, DB_FILE)));
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && this.db.open;
+  }
+}
