@@ -43,3 +43,4 @@ export function readProfile(path: string): ClientProfile {
   parseIdentity(p.identity as string);
   return p as ClientProfile;
 }
+

@@ -186,7 +186,7 @@ export class PkiService {
     const ttl = ttlMs ?? lt.enrollTokenDefault;
     if (ttl < 60_000 || ttl > lt.enrollTokenMax) throw pcError("PC_PKI_TTL_INVALID", "token lifetime must be between 1m and the configured maximum");
     if (certTtlMs !== undefined) this.lifetimeFor(identity, certTtlMs);
-    const token = `pct_${randomToken(32)}`;
+    const token = `pct_${Buffer.from(identityToSpiffe(identity, this.config.trustDomain)).toString("base64url")}.${randomToken(32)}`;
     const hash = hashToken(token);
     const now = this.clock.now().getTime();
     const id = hash.slice(0, 16);
@@ -213,7 +213,7 @@ export class PkiService {
    */
   enroll(token: string, csr: string, actor: Omit<Actor, "identity">): IssuedBundle {
     const anon: Actor = { ...actor, identity: "anonymous" };
-    if (typeof token !== "string" || !/^pct_[A-Za-z0-9_-]{43}$/.test(token)) throw pcError("PC_PKI_TOKEN_INVALID");
+    if (typeof token !== "string" || !TOKEN_RE.test(token)) throw pcError("PC_PKI_TOKEN_INVALID");
     const rec = this.store.enrollTokens.findByHash(hashToken(token));
     const now = this.clock.now().getTime();
     if (!rec) throw pcError("PC_PKI_TOKEN_INVALID");
@@ -313,6 +313,19 @@ export class PkiService {
   private crlFresh(now: number): boolean {
     return now - this.crlBuiltAt < LEAF_CRL_VALIDITY_MS / 2;
   }
+}
+
+/**
+ * Enrollment tokens are `pct_<base64url SPIFFE ID>.<32 random bytes, base64url>`: the
+ * client learns which identity to request from the token itself; the server trusts
+ * only its stored record, found by the hash of the whole token.
+ */
+export const TOKEN_RE = /^pct_[A-Za-z0-9_-]{8,400}\.[A-Za-z0-9_-]{43}$/;
+
+/** The SPIFFE ID a token was issued for, as the client reads it (not trusted by the server). */
+export function spiffeIdOfToken(token: string): string {
+  if (!TOKEN_RE.test(token)) throw pcError("PC_PKI_TOKEN_INVALID");
+  return Buffer.from(token.slice(4, token.indexOf(".")), "base64url").toString("utf8");
 }
 
 export function hashToken(token: string): string {

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { pcError } from "../core/index.js";
 import { MIGRATIONS, SCHEMA_VERSION, type Migration } from "./migrations.js";
@@ -11,6 +12,8 @@ export type Db = Database.Database;
 export function openDatabase(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
   let db: Db;
   try {
+    // Created 0600 before SQLite opens it; the WAL and shared-memory files inherit it.
+    if (path !== ":memory:") closeSync(openSync(path, "a", 0o600));
     db = new Database(path, { fileMustExist: false });
   } catch (e) {
     throw pcError("PC_STORE_UNAVAILABLE", "cannot open the database", e);

@@ -1,5 +1,14 @@
 import { defineRoute, S, type RouteDef } from "../route.js";
+import { formatHostPort, parseHostPort } from "../../core/index.js";
 import type { RouteContext } from "./context.js";
+
+/** A wildcard listen address is replaced by the host name the client used to reach us. */
+function advertisedApiAddress(listen: string, requestHost: string): string {
+  const hp = parseHostPort(listen);
+  if (hp.host !== "0.0.0.0" && hp.host !== "::") return listen;
+  const host = requestHost.replace(/^\[(.*)\](?::\d+)?$/, "$1").replace(/:\d+$/, "");
+  return formatHostPort({ host, port: hp.port });
+}
 
 /** The routes of the bootstrap port (server-auth TLS only): enrollment and trust material. */
 export function bootstrapRoutes(ctx: RouteContext): RouteDef[] {
@@ -22,7 +31,7 @@ export function bootstrapRoutes(ctx: RouteContext): RouteDef[] {
         const b = req.body as { token: string; csr: string };
         const issued = ctx.pki.enroll(b.token, b.csr, { sourceAddress: req.ip, requestId: req.id });
         reply.code(201);
-        return { ...issued, apiAddress: ctx.apiAddress() };
+        return { ...issued, apiAddress: advertisedApiAddress(ctx.apiAddress(), req.hostname) };
       },
     }),
     defineRoute({

@@ -1,0 +1,89 @@
+import { request as httpsRequest, type RequestOptions } from "node:https";
+import { isIP } from "node:net";
+import { isErrorCode, parseHostPort, PortcullisError, pcError } from "../core/index.js";
+
+/** A minimal HTTPS JSON client for the CLI. TLS material comes from the profile. */
+export interface TlsMaterial {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** Only for fetching the CA bundle to compare with a pinned fingerprint. */
+  readonly insecureSkipVerify?: boolean;
+}
+
+export interface HttpResult {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+export const CLIENT_TIMEOUT_MS = 15_000;
+
+export function httpsCall(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown): Promise<HttpResult> {
+  const { host, port } = parseHostPort(server, "server");
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const opts: RequestOptions = {
+    host,
+    port,
+    method,
+    path,
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    rejectUnauthorized: !tls.insecureSkipVerify,
+    minVersion: "TLSv1.3",
+    servername: isIP(host) ? "" : host,
+    headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
+    timeout: CLIENT_TIMEOUT_MS,
+    agent: false,
+  };
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", (e) => reject(pcError("PC_CLI_SERVER_UNREACHABLE", e.message)));
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      // A refused client certificate shows as an alert or, in TLS 1.3, as a reset right
+      // after the handshake.
+      const tlsish = /SSL|TLS|CERT|certificate|alert|ECONNRESET/i.test(`${e.code ?? ""} ${e.message}`);
+      const hint = e.code === "ECONNRESET" ? " (the server closed the connection: is the certificate revoked or expired?)" : "";
+      reject(pcError(tlsish ? "PC_CLI_TLS_FAILED" : "PC_CLI_SERVER_UNREACHABLE", `${server}: ${e.code ?? e.message}${hint}`));
+    });
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+/** Calls a JSON route; a gateway error comes back as a PortcullisError with its code. */
+export async function callJson<T>(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown): Promise<T> {
+  const r = await httpsCall(server, method, path, tls, body);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(r.body.toString("utf8"));
+  } catch {
+    throw pcError("PC_CLI_BAD_RESPONSE", `HTTP ${r.status}, not JSON`);
+  }
+  if (r.status >= 400) {
+    const e = parsed as { code?: unknown; message?: unknown };
+    if (isErrorCode(e.code)) throw new RemoteError(e.code, typeof e.message === "string" ? e.message : e.code, r.status);
+    throw pcError("PC_CLI_BAD_RESPONSE", `HTTP ${r.status}`);
+  }
+  return parsed as T;
+}
+
+/** An error the gateway answered with; carries its code and public message. */
+export class RemoteError extends PortcullisError {
+  constructor(
+    code: ConstructorParameters<typeof PortcullisError>[0],
+    readonly remoteMessage: string,
+    readonly httpStatus: number,
+  ) {
+    super(code);
+  }
+  override get publicMessage(): string {
+    return this.remoteMessage;
+  }
+}

@@ -1,0 +1,27 @@
+export type OutputFormat = "table" | "json";
+
+/** Prints records as an aligned table or as JSON. */
+export function print(format: OutputFormat, data: unknown, columns?: readonly string[]): void {
+  if (format === "json") {
+    process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    return;
+  }
+  const rows = Array.isArray(data) ? (data as Record<string, unknown>[]) : [data as Record<string, unknown>];
+  if (!Array.isArray(data) && !columns) {
+    const obj = data as Record<string, unknown>;
+    const w = Math.max(...Object.keys(obj).map((k) => k.length));
+    for (const [k, v] of Object.entries(obj)) process.stdout.write(`${k.padEnd(w)}  ${cell(v)}\n`);
+    return;
+  }
+  const cols = columns ?? Object.keys(rows[0] ?? {});
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => `${vals.map((v, i) => v.padEnd(widths[i] as number)).join("  ").trimEnd()}\n`;
+  process.stdout.write(line(cols.map((c) => c.toUpperCase())));
+  for (const r of rows) process.stdout.write(line(cols.map((c) => cell(r[c]))));
+}
+
+function cell(v: unknown): string {
+  if (v === undefined || v === null) return "-";
+  if (Array.isArray(v)) return v.join(",");
+  return String(v);
+}

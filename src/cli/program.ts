@@ -1,0 +1,180 @@
+import { Command, CommanderError, Option } from "commander";
+import { createLogger, formatIdentity, parseDuration, parseIdentity, PortcullisError, pcError, resolveDataDir, toPortcullisError } from "../core/index.js";
+import { formatFingerprint, type IssuedBundle } from "../pki/index.js";
+import { initGateway, startGateway } from "../app.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { VERSION } from "../version.js";
+import { enroll } from "./commands/enroll.js";
+import { print, type OutputFormat } from "./output.js";
+import { resolveProfilePath, Session } from "./session.js";
+
+/** Exit codes: 0 ok, 1 refused or failed, 2 bad usage. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+interface Globals {
+  profile?: string;
+  output: OutputFormat;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function buildProgram(): Command {
+  const program = new Command("portcullis")
+    .description("Security-first orchestration gateway")
+    .version(VERSION)
+    .addOption(new Option("--profile <file>", "client profile (env PORTCULLIS_PROFILE; default: the admin profile of the data dir)"))
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const globals = (): Globals => program.opts<Globals>();
+  const session = () => Session.open(resolveProfilePath(globals().profile));
+
+  program
+    .command("init")
+    .description("create a data directory: root CA, issuing CA, server certificate, first admin")
+    .option("--data-dir <dir>", "data directory (env PORTCULLIS_DATA_DIR; default .portcullis)")
+    .option("--trust-domain <name>", "SPIFFE trust domain", "portcullis.local")
+    .option("--listen <host:port>", "API listener (mTLS)", "127.0.0.1:8443")
+    .option("--bootstrap-listen <host:port>", "bootstrap listener (enrollment, CA bundle, CRL)", "127.0.0.1:8444")
+    .option("--san <name>", "extra DNS name or IP for the server certificate (repeatable)", collect, [])
+    .action((o: { dataDir?: string; trustDomain: string; listen: string; bootstrapListen: string; san: string[] }) => {
+      const r = initGateway({
+        dataDir: resolveDataDir(o.dataDir),
+        trustDomain: o.trustDomain,
+        listen: o.listen,
+        bootstrapListen: o.bootstrapListen,
+        sans: o.san,
+      });
+      print(globals().output, {
+        dataDir: r.dataDir,
+        trustDomain: r.config.trustDomain,
+        caFingerprint: formatFingerprint(r.rootFingerprint),
+        adminProfile: r.adminProfile,
+        api: r.config.listen,
+        bootstrap: r.config.bootstrapListen,
+      });
+    });
+
+  const serve = (o: { dataDir?: string }) => runServer(resolveDataDir(o.dataDir));
+  program.command("serve").description("run the gateway").option("--data-dir <dir>", "data directory").action(serve);
+  program
+    .command("up")
+    .description("initialise the data directory with the embedded defaults if it does not exist, then serve")
+    .option("--data-dir <dir>", "data directory")
+    .action(async (o: { dataDir?: string }) => {
+      const dir = resolveDataDir(o.dataDir);
+      if (!existsSync(join(dir, "portcullis-data.json"))) {
+        const r = initGateway({ dataDir: dir });
+        process.stderr.write(`initialised ${dir}\nCA fingerprint ${formatFingerprint(r.rootFingerprint)}\nadmin profile ${r.adminProfile}\n`);
+      }
+      await runServer(dir);
+    });
+
+  const tokens = program.command("enroll-token").description("one-time enrollment tokens");
+  tokens
+    .command("create <identity>")
+    .description("create a token bound to an identity (user:NAME, node:NAME, service:NAME)")
+    .option("--ttl <duration>", "token lifetime", "15m")
+    .option("--cert-ttl <duration>", "lifetime of the certificate it yields (users only, up to the configured maximum)")
+    .action(async (identity: string, o: { ttl: string; certTtl?: string }) => {
+      const id = formatIdentity(parseIdentity(identity));
+      parseDuration(o.ttl, "--ttl");
+      if (o.certTtl) parseDuration(o.certTtl, "--cert-ttl");
+      const s = await session();
+      const r = await s.call<{ id: string; token: string; identity: string; expiresAt: string }>("POST", "/v1/enroll-tokens", {
+        identity: id,
+        ttl: o.ttl,
+        ...(o.certTtl ? { certTtl: o.certTtl } : {}),
+      });
+      print(globals().output, r);
+    });
+
+  program
+    .command("enroll <token>")
+    .description("enroll with a one-time token: the key is generated here and never leaves")
+    .requiredOption("--server <host:port>", "the gateway's bootstrap address")
+    .requiredOption("--ca-fingerprint <SHA256:hex>", "the root CA fingerprint that init printed")
+    .option("--profile-out <file>", "where to write the profile (default ./KIND-NAME.profile.json)")
+    .action(async (token: string, o: { server: string; caFingerprint: string; profileOut?: string }) => {
+      const r = await enroll({ token, server: o.server, caFingerprint: o.caFingerprint, ...(o.profileOut ? { profileOut: o.profileOut } : {}) });
+      print(globals().output, r);
+    });
+
+  program
+    .command("whoami")
+    .description("the identity the gateway sees")
+    .action(async () => {
+      const s = await session();
+      print(globals().output, await s.call("GET", "/v1/whoami"));
+    });
+
+  const cert = program.command("cert").description("certificates");
+  cert
+    .command("renew")
+    .description("renew this profile's certificate for a new key")
+    .action(async () => {
+      const s = await Session.open(resolveProfilePath(globals().profile), new Date(0));
+      const r: IssuedBundle = await s.renew();
+      print(globals().output, { identity: r.identity, serial: r.serial, notAfter: r.notAfter, profile: s.path });
+    });
+  cert
+    .command("revoke [serial]")
+    .description("revoke a certificate, or every certificate of an identity")
+    .option("--identity <id>", "revoke every certificate of this identity and its unused enrollment tokens")
+    .option("--reason <reason>", "unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn", "unspecified")
+    .action(async (serial: string | undefined, o: { identity?: string; reason: string }) => {
+      if ((serial === undefined) === (o.identity === undefined)) throw pcError("PC_CLI_USAGE", "give a SERIAL or --identity, not both");
+      const s = await session();
+      const body = serial ? { serial, reason: o.reason } : { identity: formatIdentity(parseIdentity(o.identity as string)), reason: o.reason };
+      print(globals().output, await s.call("POST", "/v1/certificates/revoke", body));
+    });
+  cert
+    .command("list")
+    .description("list certificates")
+    .option("--identity <id>", "only this identity's")
+    .action(async (o: { identity?: string }) => {
+      const s = await session();
+      const q = o.identity ? `?identity=${encodeURIComponent(formatIdentity(parseIdentity(o.identity)))}` : "";
+      const r = await s.call<{ items: Record<string, unknown>[] }>("GET", `/v1/certificates${q}`);
+      const fmt = globals().output;
+      print(fmt, fmt === "json" ? r.items : r.items, fmt === "json" ? undefined : ["serial", "identity", "profile", "status", "notAfter"]);
+    });
+
+  return program;
+}
+
+/** Runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and closes the store. */
+async function runServer(dataDir: string): Promise<void> {
+  const logger = createLogger();
+  const gw = await startGateway({ dataDir, logger });
+  logger.info({ api: gw.apiAddress, bootstrap: gw.bootstrapAddress, trustDomain: gw.config.trustDomain }, "portcullis serving");
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      logger.info({ signal: sig }, "draining");
+      void gw.close().then(resolve);
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  logger.info("stopped");
+}
+
+/** Runs the CLI; returns the exit code. Errors print their code and message. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
+      return EXIT.usage;
+    }
+    const err = e instanceof PortcullisError ? e : toPortcullisError(e);
+    if (err.code === "PC_INTERNAL" && process.env.PORTCULLIS_DEBUG) process.stderr.write(`${String(err.internal)}\n`);
+    process.stderr.write(`error: ${err.code}: ${err.publicMessage}\n`);
+    return err.code === "PC_CLI_USAGE" || err.code === "PC_CONFIG_INVALID" || err.code === "PC_PKI_IDENTITY_INVALID" ? EXIT.usage : EXIT.failed;
+  }
+}
