@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { AccessLogSink } from "./audit/index.js";
 import type { AuditSink, Clock, GatewayConfig, Logger } from "./core/index.js";
-import { assertTrustDomain, createLogger, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
+import { VERSION, assertTrustDomain, createLogger, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
 import {
   AdminListAuthorizer,
   apiRoutes,
@@ -33,8 +33,8 @@ import {
   writeServerCredentials,
   type Actor,
 } from "./pki/index.js";
+import { DockerEngine } from "./runtime/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
-import { VERSION } from "./version.js";
 
 /**
  * The composition root: builds the domains from a data directory and wires them into
@@ -175,6 +175,25 @@ function loadServerCredentials(dataDir: string): ServerCredentials & { notBefore
   return { keyPem: readKeyFile(p.serverKey), certPem, notBefore: info.notBefore, notAfter: info.notAfter };
 }
 
+/**
+ * Liveness: the store and the local Docker engine (the default engine). The gateway
+ * serves without an engine, and says so here.
+ */
+async function localHealth(store: Store, engine: DockerEngine): Promise<Record<string, unknown>> {
+  let engineStatus: Record<string, unknown>;
+  try {
+    const v = await Promise.race([
+      engine.version(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), 2000).unref()),
+    ]);
+    const runtimes = await engine.runtimes();
+    engineStatus = { status: "ok", version: v.version, apiVersion: v.apiVersion, runtimes };
+  } catch {
+    engineStatus = { status: "unreachable" };
+  }
+  return { status: store.isOpen ? "ok" : "unavailable", version: VERSION, store: store.isOpen ? "ok" : "closed", engine: engineStatus };
+}
+
 /** Opens the data directory and starts both listeners. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
@@ -185,6 +204,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const audit = new AccessLogSink(store, clock);
   const pki = PkiService.load(opts.dataDir, store, audit, clock, config);
   const systemActor: Actor = { identity: "service:gateway" };
+  const engine = new DockerEngine();
 
   let creds = loadServerCredentials(opts.dataDir);
   const renewIfDue = (): boolean => {
@@ -210,7 +230,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     version: VERSION,
     onRevocation: () => enforcer?.check(),
     apiAddress: () => apiAddress,
-    health: opts.health ?? (async () => ({ status: "ok", version: VERSION, store: store.isOpen ? "ok" : "closed" })),
+    health: opts.health ?? (() => localHealth(store, engine)),
   };
   const authorizer = opts.authorizer ?? new AdminListAuthorizer(config.admins);
   const common = { logger, audit, authorizer, trustDomain: config.trustDomain };

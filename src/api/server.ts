@@ -81,8 +81,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   if (deps.kind === "api") {
     app.addHook("onRequest", async (req) => {
       const caller = callerOf(req.raw.socket as TLSSocket, deps.trustDomain);
+      req.caller = caller; // so that the access log names who was refused
       if (deps.isRevoked(caller.serial)) throw pcError("PC_PKI_CERT_REVOKED");
-      req.caller = caller;
     });
   }
 

@@ -1,10 +1,9 @@
 import { Command, CommanderError, Option } from "commander";
-import { createLogger, formatIdentity, parseDuration, parseIdentity, PortcullisError, pcError, resolveDataDir, toPortcullisError } from "../core/index.js";
+import { VERSION, createLogger, formatIdentity, parseDuration, parseIdentity, PortcullisError, pcError, resolveDataDir, toPortcullisError } from "../core/index.js";
 import { formatFingerprint, type IssuedBundle } from "../pki/index.js";
 import { initGateway, startGateway } from "../app.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { VERSION } from "../version.js";
 import { enroll } from "./commands/enroll.js";
 import { print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";

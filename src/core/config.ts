@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pcError } from "./errors.js";
+import { assertTrustDomain } from "./identity.js";
 
 export const DEFAULT_API_LISTEN = "127.0.0.1:8443";
 export const DEFAULT_BOOTSTRAP_LISTEN = "127.0.0.1:8444";
@@ -96,10 +97,13 @@ export function parseConfig(raw: unknown): GatewayConfig {
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw pcError("PC_CONFIG_INVALID", `${k} must be a list of strings`);
     return v as string[];
   };
-  const lt = (o.lifetimes ?? {}) as Record<string, unknown>;
+  const ltRaw = o.lifetimes === undefined ? {} : o.lifetimes;
+  if (typeof ltRaw !== "object" || ltRaw === null || Array.isArray(ltRaw)) throw pcError("PC_CONFIG_INVALID", "lifetimes must be an object");
+  const lt = ltRaw as Record<string, unknown>;
   const lifetimes: Record<string, number> = { ...DEFAULT_LIFETIMES };
   for (const [k, v] of Object.entries(lt)) {
-    if (!(k in DEFAULT_LIFETIMES)) throw pcError("PC_CONFIG_INVALID", `unknown lifetime ${k}`);
+    // Own keys only: `toString` or `__proto__` are not lifetimes.
+    if (!Object.prototype.hasOwnProperty.call(DEFAULT_LIFETIMES, k)) throw pcError("PC_CONFIG_INVALID", `unknown lifetime ${k}`);
     if (typeof v !== "number" || !Number.isInteger(v) || v < 60_000) throw pcError("PC_CONFIG_INVALID", `lifetimes.${k} must be at least 60000 ms`);
     lifetimes[k] = v;
   }
@@ -111,8 +115,12 @@ export function parseConfig(raw: unknown): GatewayConfig {
     admins: strs("admins"),
     lifetimes: lifetimes as unknown as Lifetimes,
   };
+  assertTrustDomain(cfg.trustDomain);
   parseHostPort(cfg.listen, "listen");
   parseHostPort(cfg.bootstrapListen, "bootstrapListen");
   if (cfg.lifetimes.userDefault > cfg.lifetimes.userMax) throw pcError("PC_CONFIG_INVALID", "lifetimes.userDefault exceeds userMax");
+  if (cfg.lifetimes.enrollTokenDefault > cfg.lifetimes.enrollTokenMax) {
+    throw pcError("PC_CONFIG_INVALID", "lifetimes.enrollTokenDefault exceeds enrollTokenMax");
+  }
   return cfg;
 }

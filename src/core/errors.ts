@@ -62,6 +62,11 @@ export const ERRORS = {
     message: "the server's CA does not match the pinned fingerprint",
   },
 
+  PC_RUNTIME_SPEC_INVALID: { status: 400, message: "container spec is not allowed" },
+  PC_RUNTIME_ENGINE_UNAVAILABLE: { status: 503, message: "container engine unavailable" },
+  PC_RUNTIME_ENGINE_FAILED: { status: 502, message: "container engine failed" },
+  PC_RUNTIME_CONTAINER_TIMEOUT: { status: 504, message: "container did not finish in time" },
+
   PC_AUDIT_WRITE_FAILED: { status: 503, message: "audit log unavailable" },
 
   PC_CLI_USAGE: { status: 400, message: "bad usage" },

@@ -8,3 +8,4 @@ export * from "./logger.js";
 export * from "./canonical-json.js";
 export * from "./strict-json.js";
 export * from "./config.js";
+export * from "./version.js";

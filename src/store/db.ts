@@ -19,9 +19,15 @@ export function openDatabase(path: string, migrations: readonly Migration[] = MI
     throw pcError("PC_STORE_UNAVAILABLE", "cannot open the database", e);
   }
   try {
+    // The version check comes first: switching to WAL rewrites the file header, and a
+    // database from a newer binary must be refused before anything is written to it.
+    refuseNewer(db, migrations);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
+    // Rows removed by INSERT OR REPLACE then fire DELETE triggers, so the append-only
+    // access_events cannot be overwritten that way.
+    db.pragma("recursive_triggers = ON");
     db.pragma("busy_timeout = 5000");
     migrate(db, migrations);
     return db;
@@ -35,7 +41,8 @@ export function schemaVersion(db: Db): number {
   return db.pragma("user_version", { simple: true }) as number;
 }
 
-function migrate(db: Db, migrations: readonly Migration[]): void {
+/** Reads the schema version, refusing a database newer than `migrations` know. */
+function refuseNewer(db: Db, migrations: readonly Migration[]): number {
   const latest = migrations[migrations.length - 1]?.version ?? 0;
   let current: number;
   try {
@@ -49,6 +56,11 @@ function migrate(db: Db, migrations: readonly Migration[]): void {
       `database schema ${current}, this binary knows up to ${latest}`,
     );
   }
+  return current;
+}
+
+function migrate(db: Db, migrations: readonly Migration[]): void {
+  const current = refuseNewer(db, migrations);
   for (const m of migrations) {
     if (m.version <= current) continue;
     db.transaction(() => {
