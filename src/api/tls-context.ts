@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from "node:tls";
 import type { AuditSink, Logger } from "../core/index.js";
 import type { PkiService } from "../pki/index.js";
@@ -92,17 +93,28 @@ export class RevocationEnforcer {
   }
 }
 
-/** Records handshakes the server refused, where it can see them. */
+/**
+ * Records handshakes the server refused. A refused socket is already destroyed when the
+ * event fires, so its peer address is taken when the connection arrives; the reason is
+ * the certificate verification error when there is one (the socket error itself is
+ * then only the reset that followed it).
+ */
 export function auditRefusedHandshakes(server: TlsServer, audit: AuditSink, log: Logger, port: string): void {
+  const peers = new WeakMap<Socket, string>();
+  server.on("connection", (raw: Socket) => {
+    if (raw.remoteAddress) peers.set(raw, raw.remoteAddress);
+  });
   server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const raw = (socket as unknown as { _parent?: Socket })._parent;
+    const verifyError = socket.authorizationError ? String(socket.authorizationError) : undefined;
     try {
       audit.record({
         type: "tls.handshake_refused",
         outcome: "denied",
         actor: "anonymous",
-        sourceAddress: socket.remoteAddress,
+        sourceAddress: socket.remoteAddress ?? (raw ? peers.get(raw) : undefined),
         route: port,
-        reason: typeof err.code === "string" ? err.code : "TLS_ERROR",
+        reason: verifyError ?? (typeof err.code === "string" ? err.code : "TLS_ERROR"),
       });
     } catch (e) {
       log.error({ err: String(e) }, "cannot record a refused handshake");

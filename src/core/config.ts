@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pcError } from "./errors.js";
-import { assertTrustDomain } from "./identity.js";
+import { assertTrustDomain, parseIdentity } from "./identity.js";
 
 export const DEFAULT_API_LISTEN = "127.0.0.1:8443";
 export const DEFAULT_BOOTSTRAP_LISTEN = "127.0.0.1:8444";
@@ -116,6 +116,17 @@ export function parseConfig(raw: unknown): GatewayConfig {
     lifetimes: lifetimes as unknown as Lifetimes,
   };
   assertTrustDomain(cfg.trustDomain);
+  if (cfg.admins.length === 0) throw pcError("PC_CONFIG_INVALID", "admins must name at least one identity");
+  for (const a of cfg.admins) {
+    try {
+      parseIdentity(a);
+    } catch {
+      throw pcError("PC_CONFIG_INVALID", `admins: ${JSON.stringify(a).slice(0, 80)} is not an identity`);
+    }
+  }
+  for (const n of cfg.sans) {
+    if (!/^[A-Za-z0-9.:-]{1,253}$/.test(n)) throw pcError("PC_CONFIG_INVALID", `sans: ${JSON.stringify(n).slice(0, 80)} is not a DNS name or IP address`);
+  }
   parseHostPort(cfg.listen, "listen");
   parseHostPort(cfg.bootstrapListen, "bootstrapListen");
   if (cfg.lifetimes.userDefault > cfg.lifetimes.userMax) throw pcError("PC_CONFIG_INVALID", "lifetimes.userDefault exceeds userMax");

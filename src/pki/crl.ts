@@ -36,11 +36,14 @@ export function buildCrl(input: CrlInput): { der: Buffer; pem: string } {
   const algId = algorithmIdentifier(alg.oid, alg.rsa);
   const entries: Asn1[] = input.revoked.map((r) => {
     const code = isRevocationReason(r.reason) ? REVOCATION_REASONS[r.reason] : 0;
+    const serial = int(positive(Buffer.from(r.serialHex, "hex")));
+    // RFC 5280 §5.3.1: the reason code "unspecified" should be absent.
+    if (code === 0) return seq([serial, time(r.revokedAt)]);
     const reasonExt = seq([
       oid(OID.crlReason),
       asn1.create(C.UNIVERSAL, T.OCTETSTRING, false, toDer(asn1.create(C.UNIVERSAL, T.ENUMERATED, false, String.fromCharCode(code))).toString("binary")),
     ]);
-    return seq([int(positive(Buffer.from(r.serialHex, "hex"))), time(r.revokedAt), seq([reasonExt])]);
+    return seq([serial, time(r.revokedAt), seq([reasonExt])]);
   });
   const crlExts = asn1.create(C.CONTEXT_SPECIFIC, 0, true, [
     seq([

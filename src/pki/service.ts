@@ -144,6 +144,9 @@ export class PkiService {
 
   lifetimeFor(id: Identity, requested?: number | null): number {
     const lt = this.config.lifetimes;
+    if (requested !== undefined && requested !== null && (!Number.isInteger(requested) || requested < 60_000)) {
+      throw pcError("PC_PKI_TTL_INVALID", "a certificate lifetime is a whole number of milliseconds, at least 1m");
+    }
     if (id.kind === "user") {
       const want = requested ?? lt.userDefault;
       if (want > lt.userMax) throw pcError("PC_PKI_TTL_INVALID", `user certificates last at most ${lt.userMax / 3_600_000}h`);
@@ -184,8 +187,11 @@ export class PkiService {
     const identity = parseIdentity(identityText);
     const lt = this.config.lifetimes;
     const ttl = ttlMs ?? lt.enrollTokenDefault;
-    if (ttl < 60_000 || ttl > lt.enrollTokenMax) throw pcError("PC_PKI_TTL_INVALID", "token lifetime must be between 1m and the configured maximum");
-    if (certTtlMs !== undefined) this.lifetimeFor(identity, certTtlMs);
+    if (!Number.isInteger(ttl) || ttl < 60_000 || ttl > lt.enrollTokenMax) throw pcError("PC_PKI_TTL_INVALID", "token lifetime must be between 1m and the configured maximum");
+    if (certTtlMs !== undefined) {
+      if (identity.kind !== "user") throw pcError("PC_PKI_TTL_INVALID", `${identity.kind} certificates have a fixed lifetime`);
+      this.lifetimeFor(identity, certTtlMs);
+    }
     const token = `pct_${Buffer.from(identityToSpiffe(identity, this.config.trustDomain)).toString("base64url")}.${randomToken(32)}`;
     const hash = hashToken(token);
     const now = this.clock.now().getTime();
@@ -332,10 +338,16 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+/**
+ * A serial as it is stored: whole octets in lower-case hex, without leading zero octets
+ * (`0a1b…`, as node and openssl print it). A leading zero digit is kept or restored: the
+ * first octet of one serial in sixteen is below 0x10.
+ */
 export function normaliseSerial(text: string): string {
   const s = text.trim().toLowerCase().replace(/:/g, "");
   if (!/^[0-9a-f]{1,40}$/.test(s)) throw pcError("PC_PKI_CERT_NOT_FOUND", "a serial is up to 40 hex digits");
-  return s.replace(/^0+(?=[0-9a-f])/, "");
+  const octets = s.length % 2 === 1 ? `0${s}` : s;
+  return octets.replace(/^(?:00)+(?=[0-9a-f]{2})/, "");
 }
 
 function checkReason(reason: string): RevocationReason {

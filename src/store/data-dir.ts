@@ -39,7 +39,7 @@ export function openDataDir(dir: string): DataDirMarker {
   } catch (e) {
     throw pcError("PC_STORE_CORRUPT", `${MARKER} is unreadable`, e);
   }
-  if (typeof marker.format !== "number" || !Number.isInteger(marker.format)) {
+  if (typeof marker !== "object" || marker === null || typeof marker.format !== "number" || !Number.isInteger(marker.format)) {
     throw pcError("PC_STORE_CORRUPT", `${MARKER} has no format`);
   }
   if (marker.format > DATA_DIR_FORMAT) {
