@@ -7,16 +7,8 @@ import {
   parseHostPort,
   PortcullisError,
 } from "../../src/core/index.js";
+import { refusal } from "../support/refusal.js";
 
-function refusal(fn: () => unknown): PortcullisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PortcullisError) return e;
-    throw e;
-  }
-  throw new Error("expected a PortcullisError, nothing was thrown");
-}
 
 describe("parseHostPort", () => {
   it.each([

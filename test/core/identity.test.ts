@@ -9,18 +9,10 @@ import {
   sameIdentity,
   validTrustDomain,
 } from "../../src/core/index.js";
+import { refusal } from "../support/refusal.js";
 
 const TD = "portcullis.local";
 
-function refusal(fn: () => unknown): PortcullisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PortcullisError) return e;
-    throw e;
-  }
-  throw new Error("expected a PortcullisError, nothing was thrown");
-}
 
 const NAME_63 = `a${"b".repeat(61)}c`;
 const NAME_64 = `a${"b".repeat(62)}c`;

@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseStrictJson, PortcullisError } from "../../src/core/index.js";
+import { refusal } from "../support/refusal.js";
 
 /** Runs `fn` and returns the PortcullisError it throws. */
-function refusal(fn: () => unknown): PortcullisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PortcullisError) return e;
-    throw e;
-  }
-  throw new Error("expected a PortcullisError, nothing was thrown");
-}
 
 describe("parseStrictJson: duplicate keys", () => {
   it.each([

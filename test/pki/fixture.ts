@@ -94,24 +94,7 @@ export function csrFor(
   return { ...csr, key };
 }
 
-/** Runs `fn`, expecting a PortcullisError; returns it. */
-export function refusal(fn: () => unknown): PortcullisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PortcullisError) return e;
-    throw e;
-  }
-  throw new Error("expected a PortcullisError, nothing was thrown");
-}
-
-export function expectRefusal(fn: () => unknown, code: string, detail?: string | RegExp): PortcullisError {
-  const e = refusal(fn);
-  expect(e.code).toBe(code);
-  if (typeof detail === "string") expect(e.detail).toBe(detail);
-  else if (detail) expect(e.detail).toMatch(detail);
-  return e;
-}
+export { expectRefusal, refusal } from "../support/refusal.js";
 
 const execFileP = promisify(execFile);
 

@@ -2,15 +2,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { isPortcullisError } from "../../src/core/index.js";
+import { rejection } from "../support/refusal.js";
 import { DockerEngine, buildHardenedContainerSpec } from "../../src/runtime/index.js";
 
-async function rejection(p: Promise<unknown>): Promise<{ code: string; detail: string | undefined }> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (!isPortcullisError(e)) throw new Error(`expected a PortcullisError, got ${String(e)}`);
+async function rejectionOf(p: Promise<unknown>): Promise<{ code: string; detail: string | undefined }> {
+  const e = await rejection(p);
   return { code: e.code, detail: e.detail };
 }
 
@@ -21,9 +17,9 @@ describe("DockerEngine without an engine", () => {
 
   it("reports an unreachable engine on ping, version and runtimes", async () => {
     const unreachable = { code: "PC_RUNTIME_ENGINE_UNAVAILABLE", detail: "container engine unreachable" };
-    expect(await rejection(engine.ping())).toEqual(unreachable);
-    expect(await rejection(engine.version())).toEqual(unreachable);
-    expect(await rejection(engine.runtimes())).toEqual(unreachable);
+    expect(await rejectionOf(engine.ping())).toEqual(unreachable);
+    expect(await rejectionOf(engine.version())).toEqual(unreachable);
+    expect(await rejectionOf(engine.runtimes())).toEqual(unreachable);
   });
 
   it("reports an unreachable engine when asked to run a container", async () => {
@@ -32,7 +28,7 @@ describe("DockerEngine without an engine", () => {
       user: "1000:1000",
       limits: { memoryBytes: 64 * 1024 * 1024, nanoCpus: 500_000_000, pids: 64 },
     });
-    expect(await rejection(engine.runOnce(spec, { timeoutMs: 1_000 }))).toEqual({
+    expect(await rejectionOf(engine.runOnce(spec, { timeoutMs: 1_000 }))).toEqual({
       code: "PC_RUNTIME_ENGINE_UNAVAILABLE",
       detail: "container engine unreachable",
     });
@@ -45,7 +41,7 @@ describe("DockerEngine without an engine", () => {
       limits: { memoryBytes: 64 * 1024 * 1024, nanoCpus: 500_000_000, pids: 64 },
     });
     for (const timeoutMs of [0, -1, 1.5, Number.NaN]) {
-      expect(await rejection(engine.runOnce(spec, { timeoutMs }))).toEqual({
+      expect(await rejectionOf(engine.runOnce(spec, { timeoutMs }))).toEqual({
         code: "PC_RUNTIME_SPEC_INVALID",
         detail: "container spec timeoutMs: must be a positive integer",
       });
@@ -54,7 +50,7 @@ describe("DockerEngine without an engine", () => {
 
   it("refuses label selectors that are not key or key=value", async () => {
     for (const label of ["", "a b", "k=v;rm", "=v"]) {
-      expect(await rejection(engine.listByLabel(label))).toEqual({
+      expect(await rejectionOf(engine.listByLabel(label))).toEqual({
         code: "PC_RUNTIME_SPEC_INVALID",
         detail: "container spec label: must be key or key=value",
       });

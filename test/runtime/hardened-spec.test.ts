@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isPortcullisError } from "../../src/core/index.js";
+import { refusal } from "../support/refusal.js";
 import {
   MANAGED_LABEL,
   RUNSC_OVERHEAD,
@@ -14,14 +14,9 @@ const VALID: HardenedContainerInput = {
   cmd: ["/bin/sh", "-c", "true"],
 };
 
-function refusal(input: unknown): { code: string; detail: string } {
-  try {
-    buildHardenedContainerSpec(input as HardenedContainerInput);
-  } catch (e) {
-    if (!isPortcullisError(e)) throw e;
-    return { code: e.code, detail: e.detail ?? "" };
-  }
-  throw new Error("the spec was accepted");
+function specRefusal(input: unknown): { code: string; detail: string } {
+  const e = refusal(() => buildHardenedContainerSpec(input as HardenedContainerInput));
+  return { code: e.code, detail: e.detail ?? "" };
 }
 
 const with_ = (patch: Record<string, unknown>): unknown => ({ ...VALID, ...patch });
@@ -190,14 +185,14 @@ describe("buildHardenedContainerSpec", () => {
   ];
 
   it.each(refusals)("refuses %s", (_case, input, detail) => {
-    expect(refusal(input)).toEqual({ code: "PC_RUNTIME_SPEC_INVALID", detail: `container spec ${detail}` });
+    expect(specRefusal(input)).toEqual({ code: "PC_RUNTIME_SPEC_INVALID", detail: `container spec ${detail}` });
   });
 
   it("checks fields in a fixed order (unknown fields first, then image, user, runtime, limits)", () => {
-    expect(refusal({ privileged: true, user: "root" }).detail).toBe("container spec privileged: unknown field");
-    expect(refusal({ user: "root", limits: {} }).detail).toBe("container spec image: is required");
-    expect(refusal(with_({ user: "root", runtime: "kata" })).detail).toBe("container spec user: must not be root");
-    expect(refusal(with_({ runtime: "kata", limits: {} })).detail).toBe(
+    expect(specRefusal({ privileged: true, user: "root" }).detail).toBe("container spec privileged: unknown field");
+    expect(specRefusal({ user: "root", limits: {} }).detail).toBe("container spec image: is required");
+    expect(specRefusal(with_({ user: "root", runtime: "kata" })).detail).toBe("container spec user: must not be root");
+    expect(specRefusal(with_({ runtime: "kata", limits: {} })).detail).toBe(
       "container spec runtime: must be one of runc, runsc",
     );
   });

@@ -15,16 +15,8 @@ import {
   writeKeyFile,
 } from "../../src/store/index.js";
 import { tempDir } from "../support/gateway.js";
+import { refusal } from "../support/refusal.js";
 
-function refusal(fn: () => unknown): PortcullisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PortcullisError) return e;
-    throw e;
-  }
-  throw new Error("expected a PortcullisError, nothing was thrown");
-}
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 const MARKER = "portcullis-data.json";
