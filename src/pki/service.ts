@@ -253,7 +253,7 @@ export class PkiService {
       throw pcError("PC_PKI_IDENTITY_MISMATCH", `the request must name exactly ${formatIdentity(identity)}`);
     }
     if (csr.commonName !== undefined && csr.commonName !== formatIdentity(identity)) {
-      throw pcError("PC_PKI_IDENTITY_MISMATCH", "the subject common name must be empty or the identity");
+      throw pcError("PC_PKI_IDENTITY_MISMATCH", "the subject common name must be absent or the identity");
     }
   }
 
