@@ -3,9 +3,8 @@ import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { AccessLogSink } from "./audit/index.js";
 import type { AuditSink, Clock, GatewayConfig, Logger } from "./core/index.js";
-import { VERSION, assertTrustDomain, createLogger, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
+import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
 import {
-  AdminListAuthorizer,
   apiRoutes,
   apiTlsOptions,
   auditRefusedHandshakes,
@@ -33,6 +32,7 @@ import {
   writeServerCredentials,
   type Actor,
 } from "./pki/index.js";
+import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
 import { DockerEngine } from "./runtime/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
 
@@ -49,6 +49,8 @@ export interface InitOptions {
   readonly sans?: readonly string[];
   readonly clock?: Clock;
   readonly lifetimes?: Partial<GatewayConfig["lifetimes"]>;
+  /** The initial RBAC policy (CSV); the shipped `policies/rbac/policy.csv` by default. */
+  readonly policyCsv?: string;
 }
 
 export interface InitResult {
@@ -59,6 +61,9 @@ export interface InitResult {
 }
 
 const SYSTEM_ACTOR: Actor = { identity: "service:portcullis-init" };
+
+/** The first administrator: gets a profile at init, and its powers from the shipped policy. */
+export const FIRST_ADMIN = "user:admin";
 
 /**
  * Creates a data directory with a root CA, an issuing intermediate, the gateway's
@@ -107,7 +112,8 @@ export function initGateway(opts: InitOptions): InitResult {
     const leaf = pki.issueServer(server.spki, SYSTEM_ACTOR);
     writeServerCredentials(opts.dataDir, server.keyPem, leaf.pem, ca.intermediatePem);
 
-    const admin = parseIdentity(config.admins[0] ?? "user:admin");
+    new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
+    const admin = parseIdentity(FIRST_ADMIN);
     const kp = generateKeyPair("ec-p256");
     const issued = pki.issueClient(admin, spkiDer(kp.publicKey), SYSTEM_ACTOR);
     writeProfile(p.adminProfile, {
@@ -147,6 +153,8 @@ export interface Gateway {
   readonly apiAddress: string;
   readonly bootstrapAddress: string;
   readonly pki: PkiService;
+  readonly policy: PolicyService;
+  readonly namespaces: NamespaceService;
   readonly store: Store;
   readonly audit: AuditSink;
   readonly config: GatewayConfig;
@@ -224,15 +232,21 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let apiAddress = formatHostPort(apiListen);
   let enforcer: RevocationEnforcer | undefined;
 
+  const policy = new PolicyService(store, audit, clock);
+  const namespaces = new NamespaceService(store, audit, clock);
   const ctx: RouteContext = {
     pki,
+    policy,
+    namespaces,
     config,
     version: VERSION,
     onRevocation: () => enforcer?.check(),
     apiAddress: () => apiAddress,
     health: opts.health ?? (() => localHealth(store, engine)),
   };
-  const authorizer = opts.authorizer ?? new AdminListAuthorizer(config.admins);
+  const authorizer: Authorizer = opts.authorizer ?? {
+    authorize: (id, resource, action, namespace) => policy.decide(formatIdentity(id), namespace, resource, action),
+  };
   const common = { logger, audit, authorizer, trustDomain: config.trustDomain };
   const api = await buildServer({
     ...common,
@@ -287,6 +301,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     apiAddress,
     bootstrapAddress,
     pki,
+    policy,
+    namespaces,
     store,
     audit,
     config,

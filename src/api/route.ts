@@ -1,4 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Action, Resource } from "../rbac/index.js";
+
+export type { Action, Resource } from "../rbac/index.js";
 
 /**
  * Every route declares, in one place, who may call it. On the API port the caller is
@@ -6,26 +9,18 @@ import type { FastifyReply, FastifyRequest } from "fastify";
  * allow. `authenticated` routes need only a valid identity (whoami, renewal of one's own
  * certificate). Bootstrap routes are `public`: they run on the server-auth-only port.
  */
-export type Resource =
-  | "namespaces"
-  | "certificates"
-  | "enroll-tokens"
-  | "policies"
-  | "role-bindings"
-  | "audit"
-  | "nodes"
-  | "deployments"
-  | "secrets"
-  | "waivers"
-  | "approvals"
-  | "alerts";
+/**
+ * Where a route's namespace comes from: the cluster (`*`), a path parameter or a query
+ * parameter. Never the body: authorization runs before the body is read.
+ */
+export type NamespaceSource = { readonly cluster: true } | { readonly param: string } | { readonly query: string };
 
-export type Action = "create" | "read" | "update" | "delete" | "deploy" | "use" | "approve" | "export" | "exec";
+export const CLUSTER_WIDE: NamespaceSource = { cluster: true };
 
 export type Authz =
   | { readonly kind: "public" }
   | { readonly kind: "authenticated" }
-  | { readonly kind: "rbac"; readonly resource: Resource; readonly action: Action };
+  | { readonly kind: "rbac"; readonly resource: Resource; readonly action: Action; readonly namespace: NamespaceSource };
 
 export interface RouteSchema {
   readonly summary: string;
@@ -79,4 +74,4 @@ export const S = {
 } as const;
 
 /** Standard error responses, added to every route's schema. */
-export const ERROR_RESPONSES = { 400: S.error, 401: S.error, 403: S.error, 404: S.error, 413: S.error, 415: S.error, 500: S.error, 503: S.error };
+export const ERROR_RESPONSES = { 400: S.error, 401: S.error, 403: S.error, 404: S.error, 409: S.error, 413: S.error, 415: S.error, 500: S.error, 503: S.error };

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { AuditEvent, AuditSink, Logger } from "../core/index.js";
 import { newRequestId, parseStrictJson, pcError } from "../core/index.js";
 import type { Authorizer } from "./authz.js";
+import { authorizeRequest } from "./authorize.js";
 import { sendError } from "./errors.js";
 import { callerOf, type Caller } from "./identity.js";
 import { DEFAULT_BODY_LIMIT, ERROR_RESPONSES, type RouteDef } from "./route.js";
@@ -132,27 +133,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       // Authorization runs before the body is read or validated: a caller who may not
       // use the route learns nothing about its input and costs no parsing.
       onRequest: async (req) => {
-        if (authz.kind !== "rbac") return;
-        const caller = requireCaller(req);
-        let allowed = false;
-        let rule = "error";
-        try {
-          const d = deps.authorizer.authorize(caller.identity, authz.resource, authz.action, "*");
-          allowed = d.allowed === true;
-          rule = d.rule;
-        } catch (e) {
-          req.log.error({ err: String(e) }, "authorizer failed; denying");
-        }
-        deps.audit.record({
-          type: "authz.decision",
-          outcome: allowed ? "allowed" : "denied",
-          actor: caller.id,
-          actorSerial: caller.serial,
-          route: `${authz.resource}:${authz.action}`,
-          requestId: req.id,
-          reason: rule,
-        });
-        if (!allowed) throw pcError("PC_API_FORBIDDEN", `${authz.resource}:${authz.action}`);
+        if (authz.kind === "rbac") authorizeRequest(req, requireCaller(req), authz, deps.authorizer, deps.audit);
       },
       handler: r.handler,
     });

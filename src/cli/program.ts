@@ -5,6 +5,7 @@ import { initGateway, startGateway } from "../app.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { enroll } from "./commands/enroll.js";
+import { registerRbacCommands } from "./commands/rbac.js";
 import { print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -141,8 +142,15 @@ export function buildProgram(): Command {
       print(fmt, fmt === "json" ? r.items : r.items, fmt === "json" ? undefined : ["serial", "identity", "profile", "status", "notAfter"]);
     });
 
+  registerRbacCommands(program, globals, session, (allowed) => {
+    if (!allowed) answeredNo = true;
+  });
+
   return program;
 }
+
+/** Set by can-i when the answer is no: the command succeeded, and exits 1. */
+let answeredNo = false;
 
 /** Runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and closes the store. */
 async function runServer(dataDir: string): Promise<void> {
@@ -164,8 +172,9 @@ async function runServer(dataDir: string): Promise<void> {
 export async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
+    answeredNo = false;
     await program.parseAsync([...argv], { from: "user" });
-    return EXIT.ok;
+    return answeredNo ? EXIT.failed : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;

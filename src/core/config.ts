@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pcError } from "./errors.js";
-import { assertTrustDomain, parseIdentity } from "./identity.js";
+import { assertTrustDomain } from "./identity.js";
 
 export const DEFAULT_API_LISTEN = "127.0.0.1:8443";
 export const DEFAULT_BOOTSTRAP_LISTEN = "127.0.0.1:8444";
@@ -66,8 +66,6 @@ export interface GatewayConfig {
   readonly bootstrapListen: string;
   /** Extra DNS names or IP addresses for the server certificate. */
   readonly sans: readonly string[];
-  /** Identities allowed to administer until RBAC policy takes over. */
-  readonly admins: readonly string[];
   readonly lifetimes: Lifetimes;
 }
 
@@ -77,7 +75,6 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     listen: partial.listen ?? DEFAULT_API_LISTEN,
     bootstrapListen: partial.bootstrapListen ?? DEFAULT_BOOTSTRAP_LISTEN,
     sans: partial.sans ?? [],
-    admins: partial.admins ?? ["user:admin"],
     lifetimes: { ...DEFAULT_LIFETIMES, ...(partial.lifetimes ?? {}) },
   };
 }
@@ -86,7 +83,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
 export function parseConfig(raw: unknown): GatewayConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "config must be an object");
   const o = raw as Record<string, unknown>;
-  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "admins", "lifetimes"];
+  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key ${k}`);
   const str = (k: string): string => {
     if (typeof o[k] !== "string") throw pcError("PC_CONFIG_INVALID", `${k} must be a string`);
@@ -112,18 +109,9 @@ export function parseConfig(raw: unknown): GatewayConfig {
     listen: str("listen"),
     bootstrapListen: str("bootstrapListen"),
     sans: strs("sans"),
-    admins: strs("admins"),
     lifetimes: lifetimes as unknown as Lifetimes,
   };
   assertTrustDomain(cfg.trustDomain);
-  if (cfg.admins.length === 0) throw pcError("PC_CONFIG_INVALID", "admins must name at least one identity");
-  for (const a of cfg.admins) {
-    try {
-      parseIdentity(a);
-    } catch {
-      throw pcError("PC_CONFIG_INVALID", `admins: ${JSON.stringify(a).slice(0, 80)} is not an identity`);
-    }
-  }
   for (const n of cfg.sans) {
     if (!/^[A-Za-z0-9.:-]{1,253}$/.test(n)) throw pcError("PC_CONFIG_INVALID", `sans: ${JSON.stringify(n).slice(0, 80)} is not a DNS name or IP address`);
   }

@@ -71,6 +71,33 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'access_events is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    name: "namespaces and RBAC policy versions",
+    sql: `
+      CREATE TABLE namespaces (
+        name         TEXT PRIMARY KEY,
+        labels       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT NOT NULL
+      );
+
+      CREATE TABLE policy_versions (
+        version      INTEGER PRIMARY KEY,
+        csv          TEXT NOT NULL,
+        sha256       TEXT NOT NULL,
+        author       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        message      TEXT NOT NULL,
+        diff         TEXT NOT NULL,
+        rollback_of  INTEGER
+      );
+      CREATE TRIGGER policy_versions_no_update BEFORE UPDATE ON policy_versions
+        BEGIN SELECT RAISE(ABORT, 'policy versions are immutable'); END;
+      CREATE TRIGGER policy_versions_no_delete BEFORE DELETE ON policy_versions
+        BEGIN SELECT RAISE(ABORT, 'policy versions are immutable'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -48,7 +48,7 @@ describe("access log of API requests", () => {
     expect(ev).toMatchObject({ actor: "user:admin", actorSerial: adminSerial, method: "POST", route: "/v1/enroll-tokens", status: 201, outcome: "allowed" });
     const authz = all.find((e) => e.type === "authz.decision");
     expect(authz).toMatchObject({ outcome: "allowed", actor: "user:admin", actorSerial: adminSerial, route: "enroll-tokens:create", requestId: ev.requestId });
-    expect(authz?.reason).toBe("admins:user:admin");
+    expect(authz?.reason).toBe("p, platform-admin, *, *, *, allow");
     const created = all.find((e) => e.type === "pki.enroll_token_created");
     expect(created).toMatchObject({ actor: "user:admin", requestId: ev.requestId });
     expect(created?.target).toContain("user:bob");

@@ -98,6 +98,7 @@ describe("docs/errors.md lists the error registry", () => {
       API: "API",
       STORE: "Store",
       PKI: "PKI",
+      RBAC: "RBAC",
       RUNTIME: "Runtime",
       AUDIT: "Audit",
       CLI: "CLI",

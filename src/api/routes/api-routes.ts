@@ -1,8 +1,9 @@
 import { parseDuration } from "../../core/index.js";
 import { openApiDocument } from "../openapi.js";
-import { defineRoute, S, type RouteDef } from "../route.js";
+import { CLUSTER_WIDE, defineRoute, S, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
 import { actorOf, type RouteContext } from "./context.js";
+import { rbacRoutes } from "./rbac-routes.js";
 
 const certificateListItem = {
   type: "object",
@@ -54,7 +55,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
     defineRoute({
       method: "POST",
       url: "/v1/enroll-tokens",
-      authz: { kind: "rbac", resource: "enroll-tokens", action: "create" },
+      authz: { kind: "rbac", resource: "enroll-tokens", action: "create", namespace: CLUSTER_WIDE },
       schema: {
         summary: "Create a one-time enrollment token bound to an identity",
         body: {
@@ -97,7 +98,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
     defineRoute({
       method: "POST",
       url: "/v1/certificates/revoke",
-      authz: { kind: "rbac", resource: "certificates", action: "delete" },
+      authz: { kind: "rbac", resource: "certificates", action: "delete", namespace: CLUSTER_WIDE },
       schema: {
         summary: "Revoke one certificate by serial, or every certificate of an identity",
         body: {
@@ -129,7 +130,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
     defineRoute({
       method: "GET",
       url: "/v1/certificates",
-      authz: { kind: "rbac", resource: "certificates", action: "read" },
+      authz: { kind: "rbac", resource: "certificates", action: "read", namespace: CLUSTER_WIDE },
       schema: {
         summary: "List issued certificates",
         querystring: { type: "object", additionalProperties: false, properties: { identity: S.identity } },
@@ -153,6 +154,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
+  routes.push(...rbacRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

@@ -1,10 +1,13 @@
 import type { FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../../core/index.js";
 import type { Actor, PkiService } from "../../pki/index.js";
+import type { NamespaceService, PolicyService } from "../../rbac/index.js";
 import { requireCaller } from "../server.js";
 
 export interface RouteContext {
   readonly pki: PkiService;
+  readonly policy: PolicyService;
+  readonly namespaces: NamespaceService;
   readonly config: GatewayConfig;
   readonly version: string;
   /** Called after a revocation so the TLS context reloads at once. */
