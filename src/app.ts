@@ -209,7 +209,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   openDataDir(opts.dataDir);
   const config = loadConfig(opts.dataDir);
   const store = Store.open(opts.dataDir);
-  const audit = new AccessLogSink(store, clock);
+  const audit = new AccessLogSink(store, clock, (e, lost) => logger.error({ err: String(e), lost }, "access log group write failed"));
   const pki = PkiService.load(opts.dataDir, store, audit, clock, config);
   const systemActor: Actor = { identity: "service:gateway" };
   const engine = new DockerEngine();
@@ -320,6 +320,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         clearInterval(renewTimer);
         enforcer?.stop();
         await Promise.allSettled([api.close(), bootstrap.close()]);
+        try {
+          audit.flush();
+        } catch (e) {
+          logger.error({ err: String(e) }, "access log: last group write failed");
+        }
         store.close();
       })()),
   };

@@ -98,10 +98,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (closing) reply.header("connection", "close");
   });
 
+  // The response is already sent: the event joins the next group commit.
   app.addHook("onResponse", async (req, reply) => {
     const c = req.caller;
     try {
-      deps.audit.record({
+      deps.audit.recordAfter({
         type: `${deps.kind}.request`,
         outcome: outcomeOf(reply.statusCode),
         actor: c?.id ?? "anonymous",

@@ -108,7 +108,7 @@ export function auditRefusedHandshakes(server: TlsServer, audit: AuditSink, log:
     const raw = (socket as unknown as { _parent?: Socket })._parent;
     const verifyError = socket.authorizationError ? String(socket.authorizationError) : undefined;
     try {
-      audit.record({
+      audit.recordAfter({
         type: "tls.handshake_refused",
         outcome: "denied",
         actor: "anonymous",

@@ -26,6 +26,15 @@ export interface AuditEvent {
 export interface AuditSink {
   /** Records the event durably before returning; throws if it cannot. */
   record(event: AuditEvent): void;
+  /**
+   * Records an event about something already done and answered (a response already
+   * sent), in a group commit at the end of the current event-loop turn. Such an event
+   * cannot change the outcome it describes, so a failed write is reported by the sink,
+   * not thrown here. Decisions that gate an action use `record`.
+   */
+  recordAfter(event: AuditEvent): void;
+  /** Writes whatever `recordAfter` has buffered; throws if it cannot. */
+  flush(): void;
 }
 
 /** Collects events in memory; for unit tests of collaborators, never for the log itself. */
@@ -34,4 +43,8 @@ export class MemoryAuditSink implements AuditSink {
   record(event: AuditEvent): void {
     this.events.push(event);
   }
+  recordAfter(event: AuditEvent): void {
+    this.events.push(event);
+  }
+  flush(): void {}
 }

@@ -51,7 +51,7 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO crl_state (id, crl_number) VALUES (1, 0);
 
       CREATE TABLE access_events (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           INTEGER PRIMARY KEY, -- no AUTOINCREMENT: rows are never deleted, so ids only grow
         at           INTEGER NOT NULL,
         type         TEXT NOT NULL,
         outcome      TEXT NOT NULL CHECK (outcome IN ('allowed','denied','error')),

@@ -123,11 +123,13 @@ export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined
 
 /** The id of the newest access event, to read only what comes after it. */
 export function mark(t: TestGateway): number {
+  t.gw.audit.flush();
   return t.gw.store.accessEvents.latest(1)[0]?.id ?? 0;
 }
 
 /** Access events after `since`, oldest first. */
 export function eventsSince(t: TestGateway, since: number): StoredAccessEvent[] {
+  t.gw.audit.flush();
   return t.gw.store.accessEvents
     .latest(10_000)
     .filter((e) => e.id > since)

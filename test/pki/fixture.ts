@@ -36,6 +36,10 @@ export class SwitchableAuditSink implements AuditSink {
     if (this.failing) throw pcError("PC_AUDIT_WRITE_FAILED", undefined, new Error("disk full"));
     this.events.push(event);
   }
+  recordAfter(event: AuditEvent): void {
+    this.record(event);
+  }
+  flush(): void {}
 }
 
 export interface PkiFixture {
