@@ -22,6 +22,10 @@ export function print(format: OutputFormat, data: unknown, columns?: readonly st
 
 function cell(v: unknown): string {
   if (v === undefined || v === null) return "-";
-  if (Array.isArray(v)) return v.join(",");
+  if (Array.isArray(v)) return v.map(cell).join(",");
+  if (typeof v === "object") {
+    const e = Object.entries(v as Record<string, unknown>);
+    return e.length === 0 ? "-" : e.map(([k, x]) => `${k}=${cell(x)}`).join(",");
+  }
   return String(v);
 }

@@ -53,7 +53,7 @@ export function registerRbacCommands(program: Command, globals: Globals, open: O
     const s = await open();
     const r = await s.call<{ items: { name: string; labels: Record<string, string>; createdBy: string; createdAt: string }[] }>("GET", "/v1/namespaces");
     const f = globals().output;
-    print(f, f === "json" ? r.items : r.items.map((n) => ({ ...n, labels: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`) })), f === "json" ? undefined : ["name", "labels", "createdBy", "createdAt"]);
+    print(f, r.items, f === "json" ? undefined : ["name", "labels", "createdBy", "createdAt"]);
   });
   ns.command("get <name>").action(async (name: string) => {
     const s = await open();
