@@ -1,4 +1,5 @@
-export type OutputFormat = "table" | "json";
+/** `csv` is the policy's own text, for `policy get` only (refused elsewhere before a command runs). */
+export type OutputFormat = "table" | "json" | "csv";
 
 /** Prints records as an aligned table or as JSON. */
 export function print(format: OutputFormat, data: unknown, columns?: readonly string[]): void {

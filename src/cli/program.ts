@@ -24,11 +24,17 @@ export function buildProgram(): Command {
     .description("Security-first orchestration gateway")
     .version(VERSION)
     .addOption(new Option("--profile <file>", "client profile (env PORTCULLIS_PROFILE; default: the admin profile of the data dir)"))
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .addOption(new Option("-o, --output <format>", "output format (csv: policy get only)").choices(["table", "json", "csv"]).default("table"))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const globals = (): Globals => program.opts<Globals>();
+  // Refused before the command runs, so nothing is done that could not be printed.
+  program.hook("preAction", (_program, action) => {
+    if (globals().output === "csv" && !(action.name() === "get" && action.parent?.name() === "policy")) {
+      throw pcError("PC_CLI_USAGE", "-o csv is only for policy get");
+    }
+  });
   const session = () => Session.open(resolveProfilePath(globals().profile));
 
   program

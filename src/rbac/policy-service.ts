@@ -108,8 +108,8 @@ export class PolicyService {
 
   /** Applies a whole policy file. */
   apply(csv: string, message: string, actor: NamespaceActor): PolicyChange {
-    const policy = parsePolicyCsv(csv);
-    assertValidPolicy(policy);
+    // Validated from the text, so that shape errors and meaning errors are reported together.
+    const policy = assertValidPolicy(csv);
     return this.change(policy, message, actor, null);
   }
 

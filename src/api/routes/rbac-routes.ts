@@ -1,11 +1,13 @@
 import { formatIdentity, parseIdentity, pcError } from "../../core/index.js";
-import { ACTIONS, CLUSTER, RESOURCES } from "../../rbac/index.js";
+import { ACTIONS, assertNamespaceName, CLUSTER, RESOURCES } from "../../rbac/index.js";
 import { CLUSTER_WIDE, defineRoute, S, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
 import { actorOf, type RouteContext } from "./context.js";
 
-const nsName = { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" } as const;
-const nsOrCluster = { type: "string", minLength: 1, maxLength: 63, pattern: "^(\\*|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$" } as const;
+// Namespace names are bounded here and checked as DNS labels by the domain, so that a bad
+// name gets PC_RBAC_NAMESPACE_INVALID wherever it comes from (body, path or query).
+const nsName = { type: "string", minLength: 1, maxLength: 253 } as const;
+const nsOrCluster = nsName;
 const role = { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z][a-z0-9-]{0,62}$" } as const;
 const namespaceOut = {
   type: "object",
@@ -228,7 +230,7 @@ export function rbacRoutes(ctx: RouteContext): RouteDef[] {
           const may = ctx.policy.decide(caller.id, CLUSTER, "policies", "read");
           if (!may.allowed) throw pcError("PC_API_FORBIDDEN", "asking for another identity needs policies:read");
         }
-        if (q.namespace !== CLUSTER && !ctx.namespaces.exists(q.namespace)) throw pcError("PC_RBAC_NAMESPACE_NOT_FOUND", q.namespace);
+        if (q.namespace !== CLUSTER && !ctx.namespaces.exists(assertNamespaceName(q.namespace))) throw pcError("PC_RBAC_NAMESPACE_NOT_FOUND", q.namespace);
         const d = ctx.policy.decide(subject, q.namespace, q.resource, q.action);
         return { allowed: d.allowed, rule: d.rule, subject, namespace: q.namespace, resource: q.resource, action: q.action, policyVersion: d.version };
       },

@@ -67,12 +67,13 @@ export function registerRbacCommands(program: Command, globals: Globals, open: O
   const policy = program.command("policy").description("the RBAC policy: get, apply, history, rollback, test");
   policy
     .command("get")
-    .description("print the policy in force")
+    .description("print the policy in force (-o csv: the CSV alone, ready to edit and apply)")
     .action(async () => {
       const s = await open();
       const r = await s.call<{ version: number; csv: string }>("GET", "/v1/policy");
-      const f = program.opts<{ output: string }>().output;
+      const f = globals().output;
       if (f === "json") print("json", r);
+      else if (f === "csv") process.stdout.write(r.csv);
       else process.stdout.write(`# policy version ${r.version}\n${r.csv}`);
     });
   policy
