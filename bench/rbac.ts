@@ -24,6 +24,7 @@ import { StockCasbinEnforcer } from "../src/rbac/casbin-enforcer.js";
 import { ACTIONS, RESOURCES, type Effect, type Policy, type PolicyRule, type RoleBinding } from "../src/rbac/types.js";
 import { canPin, cpuMs, ROOT, runBenchmark } from "./lib/proc.js";
 import { cpuRate, fmtRate, fmtRatio, judge, median, rate, table, timedLoop, verdict, type BenchResult, type Sample } from "./lib/stats.js";
+import { prng } from "../test/support/prng.js";
 
 const REPS = 3;
 const REQUESTS = Number(process.env.BENCH_RBAC_REQUESTS ?? 200_000);
@@ -50,17 +51,6 @@ const SHAPES: readonly Shape[] = [
 
 type Request = readonly [subject: string, namespace: string, resource: string, action: string];
 
-/** mulberry32: deterministic test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generate(s: Shape): { policy: Policy; requests: Request[] } {
   const rand = prng(s.seed);

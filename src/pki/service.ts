@@ -10,7 +10,6 @@ import type { SanEntry } from "./certificate.js";
 import { certificatesFromPem } from "./certificate-info.js";
 import { isRevocationReason, type RevocationReason } from "./crl.js";
 import { parseCsr } from "./csr.js";
-import { toPem } from "./der.js";
 import { generateKeyPair, loadPrivateKey, privateKeyPem, spkiDer } from "./keys.js";
 import { pkiPaths } from "./layout.js";
 

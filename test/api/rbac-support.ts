@@ -124,9 +124,9 @@ export class RawClient {
   }
 }
 
-/** The API route declarations of a running gateway (the ones the server registered). */
-export function declaredApiRoutes(t: TestGateway): RouteDef[] {
-  const ctx: RouteContext = {
+/** The route context of a running gateway, as the server builds it. */
+export function routeContextOf(t: TestGateway): RouteContext {
+  return {
     pki: t.gw.pki,
     policy: t.gw.policy,
     namespaces: t.gw.namespaces,
@@ -136,7 +136,11 @@ export function declaredApiRoutes(t: TestGateway): RouteDef[] {
     apiAddress: () => t.api,
     health: async () => ({}),
   };
-  return apiRoutes(ctx);
+}
+
+/** The API route declarations of a running gateway (the ones the server registered). */
+export function declaredApiRoutes(t: TestGateway): RouteDef[] {
+  return apiRoutes(routeContextOf(t));
 }
 
 export type RbacRoute = RouteDef & { authz: Extract<RouteDef["authz"], { kind: "rbac" }> };

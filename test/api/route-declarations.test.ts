@@ -11,13 +11,14 @@ import {
   bootstrapRoutes,
   buildServer,
   defineRoute,
-  type RouteContext,
+
   type RouteDef,
 } from "../../src/api/index.js";
-import { PortcullisError, silentLogger, VERSION, type AuditEvent } from "../../src/core/index.js";
+import { PortcullisError, silentLogger, type AuditEvent } from "../../src/core/index.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 import { mtlsGet, mtlsJson } from "../support/tls-client.js";
 import { creds, enrollNew, eventsSince, expectError, json, mark, type Enrolled } from "./api-support.js";
+import { routeContextOf } from "./rbac-support.js";
 
 /** "METHOD /path" for every route in fastify's route tree (printRoutes, commonPrefix off). */
 function registeredRoutes(app: FastifyInstance): string[] {
@@ -38,16 +39,7 @@ function registeredRoutes(app: FastifyInstance): string[] {
 const keyOf = (r: Pick<RouteDef, "method" | "url">) => `${r.method} ${r.url}`;
 
 function declarations(t: TestGateway): { api: RouteDef[]; bootstrap: RouteDef[] } {
-  const ctx: RouteContext = {
-    pki: t.gw.pki,
-    policy: t.gw.policy,
-    namespaces: t.gw.namespaces,
-    config: t.gw.config,
-    version: VERSION,
-    onRevocation: () => undefined,
-    apiAddress: () => t.api,
-    health: async () => ({}),
-  };
+  const ctx = routeContextOf(t);
   return { api: apiRoutes(ctx), bootstrap: bootstrapRoutes(ctx) };
 }
 

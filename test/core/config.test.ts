@@ -5,7 +5,6 @@ import {
   formatHostPort,
   parseConfig,
   parseHostPort,
-  PortcullisError,
 } from "../../src/core/index.js";
 import { refusal } from "../support/refusal.js";
 

@@ -5,7 +5,6 @@ import {
   identityFromSpiffe,
   identityToSpiffe,
   parseIdentity,
-  PortcullisError,
   sameIdentity,
   validTrustDomain,
 } from "../../src/core/index.js";

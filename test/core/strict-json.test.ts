@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseStrictJson, PortcullisError } from "../../src/core/index.js";
+import { parseStrictJson } from "../../src/core/index.js";
 import { refusal } from "../support/refusal.js";
 
 /** Runs `fn` and returns the PortcullisError it throws. */

@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { expect } from "vitest";
 import {
   type AuditEvent,
   type AuditSink,
@@ -12,7 +11,6 @@ import {
   ManualClock,
   MemoryAuditSink,
   pcError,
-  PortcullisError,
 } from "../../src/core/index.js";
 import { buildCsr, CertificateAuthority, generateKeyPair, PkiService, type SanEntry } from "../../src/pki/index.js";
 import { Store } from "../../src/store/index.js";

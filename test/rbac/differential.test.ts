@@ -14,21 +14,11 @@ import { describe, expect, it } from "vitest";
 import { StockCasbinEnforcer } from "../../src/rbac/casbin-enforcer.js";
 import { FastEnforcer } from "../../src/rbac/fast-enforcer.js";
 import { ACTIONS, RESOURCES, type Effect, type Policy, type PolicyRule, type RoleBinding } from "../../src/rbac/types.js";
+import { prng } from "../support/prng.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const MODEL = readFileSync(resolve(ROOT, "policies/rbac/model.conf"), "utf8");
 
-/** mulberry32: a small deterministic PRNG (test data only). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Shape {
   readonly seed: number;

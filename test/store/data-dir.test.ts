@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { join, relative } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { initGateway } from "../../src/app.js";
-import { type Clock, PortcullisError } from "../../src/core/index.js";
+import { type Clock } from "../../src/core/index.js";
 import { pkiPaths } from "../../src/pki/index.js";
 import {
   createDataDir,

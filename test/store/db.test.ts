@@ -2,7 +2,6 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PortcullisError } from "../../src/core/index.js";
 import { MIGRATIONS, openDatabase, SCHEMA_VERSION, schemaVersion, Store, type Migration } from "../../src/store/index.js";
 import { tempDir } from "../support/gateway.js";
 import { refusal } from "../support/refusal.js";
