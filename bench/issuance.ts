@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
 import forge from "node-forge";
 import { DEFAULT_LIFETIMES, defaultConfig, formatIdentity, identityToSpiffe, parseIdentity, systemClock, type Identity } from "../src/core/index.js";
-import { AccessLogSink } from "../src/audit/index.js";
+import { AuditLog } from "../src/audit/index.js";
 import { Store } from "../src/store/index.js";
 import {
   buildCsr,
@@ -69,7 +69,7 @@ function serviceCases(csrs: readonly string[]) {
   const store = Store.open(dir);
   const config = defaultConfig({ trustDomain: TRUST_DOMAIN });
   const ca = CertificateAuthority.create(TRUST_DOMAIN, systemClock, config.lifetimes, "ec-p256");
-  const pki = new PkiService(ca, store, new AccessLogSink(store, systemClock), systemClock, config);
+  const pki = new PkiService(ca, store, new AuditLog(store, systemClock, { trustDomain: TRUST_DOMAIN, hmacKey: randomBytes(32) }), systemClock, config);
   const renew = (durationMs: number): Sample =>
     timedLoop(durationMs, MAX_OPS, (i) => {
       pki.renew(identity, csrs[i % csrs.length] as string, actor);

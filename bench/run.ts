@@ -1,5 +1,5 @@
 /**
- * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac] [-- --cpu-prof[=dir]]`.
+ * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify] [-- --cpu-prof[=dir]]`.
  *
  * Each benchmark runs in its own process, pinned to CPU 0 when `taskset` works; the
  * benchmarks that need a client start it on CPU 1. Each measures its baseline in the
@@ -19,6 +19,8 @@ const BENCHMARKS: Record<string, string> = {
   handshakes: "handshakes.ts",
   whoami: "whoami.ts",
   rbac: "rbac.ts",
+  "audit-append": "audit-append.ts",
+  "audit-verify": "audit-verify.ts",
 };
 const BENCH_TIMEOUT_MS = 110_000;
 

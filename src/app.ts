@@ -1,8 +1,8 @@
 import { readFileSync, rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
-import { AccessLogSink } from "./audit/index.js";
-import type { AuditSink, Clock, GatewayConfig, Logger } from "./core/index.js";
+import { AuditLog, auditSignerFrom, issueAuditCredentials, loadAuditCredentials, loadOrCreateHmacKey, renewAuditCredentialsIfDue, type AuditSource } from "./audit/index.js";
+import type { Clock, GatewayConfig, Logger } from "./core/index.js";
 import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
 import {
   apiRoutes,
@@ -92,7 +92,13 @@ export function initGateway(opts: InitOptions): InitResult {
     writeFileAtomic(p.intermediateCert, ca.intermediatePem, 0o644);
 
     store = Store.open(opts.dataDir);
-    const audit = new AccessLogSink(store, clock);
+    const audit = new AuditLog(store, clock, {
+      trustDomain: config.trustDomain,
+      hmacKey: loadOrCreateHmacKey(opts.dataDir),
+      caBundlePem: ca.bundlePem,
+      caFingerprint: ca.rootFingerprint,
+    });
+    audit.genesis(config.trustDomain, ca.rootFingerprint);
     const pki = new PkiService(ca, store, audit, clock, config);
     for (const [der, profile] of [[ca.material.rootDer, "root"], [ca.material.intermediateDer, "intermediate"]] as const) {
       const info = certificateInfo(der);
@@ -112,6 +118,7 @@ export function initGateway(opts: InitOptions): InitResult {
     const leaf = pki.issueServer(server.spki, SYSTEM_ACTOR);
     writeServerCredentials(opts.dataDir, server.keyPem, leaf.pem, ca.intermediatePem);
 
+    issueAuditCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
     new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
     const admin = parseIdentity(FIRST_ADMIN);
     const kp = generateKeyPair("ec-p256");
@@ -155,8 +162,9 @@ export interface Gateway {
   readonly pki: PkiService;
   readonly policy: PolicyService;
   readonly namespaces: NamespaceService;
+  readonly openAuditReader: () => { source: AuditSource; close: () => void };
   readonly store: Store;
-  readonly audit: AuditSink;
+  readonly audit: AuditLog;
   readonly config: GatewayConfig;
   readonly enforcer: RevocationEnforcer;
   /** Renews the server certificate if two thirds of its life have passed. */
@@ -209,9 +217,30 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   openDataDir(opts.dataDir);
   const config = loadConfig(opts.dataDir);
   const store = Store.open(opts.dataDir);
-  const audit = new AccessLogSink(store, clock, (e, lost) => logger.error({ err: String(e), lost }, "access log group write failed"));
+  const audit = new AuditLog(store, clock, {
+    trustDomain: config.trustDomain,
+    hmacKey: loadOrCreateHmacKey(opts.dataDir),
+    onFlushError: (e, lost) => logger.error({ err: String(e), lost }, "access log group write failed"),
+    onCheckpointError: (e) => logger.error({ err: String(e) }, "audit checkpoint failed"),
+  });
   const pki = PkiService.load(opts.dataDir, store, audit, clock, config);
+  audit.useCa(pki.ca.bundlePem, pki.ca.rootFingerprint);
+  audit.genesis(config.trustDomain, pki.ca.rootFingerprint);
   const systemActor: Actor = { identity: "service:gateway" };
+  // The audit key signs checkpoints; its certificate (service:audit) renews like the server's.
+  const renewAuditKey = (): boolean => {
+    const renewed = renewAuditCredentialsIfDue(pki, opts.dataDir, clock);
+    if (renewed) audit.useSigner(auditSignerFrom(renewed, config.trustDomain));
+    return renewed !== undefined;
+  };
+  if (!renewAuditKey()) audit.useSigner(auditSignerFrom(loadAuditCredentials(opts.dataDir), config.trustDomain));
+  const hmacKey = loadOrCreateHmacKey(opts.dataDir);
+  /** A reader over its own read-only connection, so that a long export holds nobody up. */
+  const openAuditReader = (): { source: AuditSource; close: () => void } => {
+    const reader = Store.openReader(opts.dataDir);
+    const source = new AuditLog(reader, clock, { trustDomain: config.trustDomain, hmacKey, caBundlePem: pki.ca.bundlePem, caFingerprint: pki.ca.rootFingerprint });
+    return { source, close: () => reader.close() };
+  };
   const engine = new DockerEngine();
 
   let creds = loadServerCredentials(opts.dataDir);
@@ -238,6 +267,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     namespaces,
+    audit,
+    openAuditReader,
     config,
     version: VERSION,
     onRevocation: () => enforcer?.check(),
@@ -283,6 +314,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const renewTimer = setInterval(() => {
     try {
+      if (renewAuditKey()) logger.info("audit certificate renewed");
+    } catch (e) {
+      logger.error({ err: String(e) }, "audit certificate renewal failed");
+    }
+    try {
       if (renewIfDue()) {
         enforcer?.reload(creds);
         tlsServerOf(bootstrap).setSecureContext(bootstrapTlsOptions(creds));
@@ -303,6 +339,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     namespaces,
+    openAuditReader,
     store,
     audit,
     config,
@@ -321,9 +358,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         enforcer?.stop();
         await Promise.allSettled([api.close(), bootstrap.close()]);
         try {
-          audit.flush();
+          await audit.close(); // the last group commit, and a checkpoint over the end
         } catch (e) {
-          logger.error({ err: String(e) }, "access log: last group write failed");
+          logger.error({ err: String(e) }, "audit log: last write or checkpoint failed");
         }
         store.close();
       })()),

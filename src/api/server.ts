@@ -4,7 +4,7 @@ import type { AuditEvent, AuditSink, Logger } from "../core/index.js";
 import { newRequestId, parseStrictJson, pcError } from "../core/index.js";
 import type { Authorizer } from "./authz.js";
 import { authorizeRequest } from "./authorize.js";
-import { sendError } from "./errors.js";
+import { errorBody, sendError } from "./errors.js";
 import { callerOf, type Caller } from "./identity.js";
 import { DEFAULT_BODY_LIMIT, ERROR_RESPONSES, type RouteDef } from "./route.js";
 
@@ -79,6 +79,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err as Error));
   app.setNotFoundHandler((req, reply) => sendError(req, reply, pcError("PC_API_NOT_FOUND")));
 
+  // Every answer names its request id, so that a caller can find it in the audit log.
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
+
   if (deps.kind === "api") {
     app.addHook("onRequest", async (req) => {
       const caller = callerOf(req.raw.socket as TLSSocket, deps.trustDomain);
@@ -94,15 +99,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.addHook("preClose", async () => {
     closing = true;
   });
-  app.addHook("onSend", async (_req, reply) => {
-    if (closing) reply.header("connection", "close");
-  });
 
-  // The response is already sent: the event joins the next group commit.
-  app.addHook("onResponse", async (req, reply) => {
+  // Fail closed: no answer leaves before its audit entry is durable. Entries of
+  // concurrent requests share one commit. If the write fails, the caller gets 503
+  // PC_AUDIT_WRITE_FAILED instead of the answer (a change a handler made has already
+  // been recorded, with its own entry, in its own transaction).
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (closing) reply.header("connection", "close");
     const c = req.caller;
     try {
-      deps.audit.recordAfter({
+      await deps.audit.append({
         type: `${deps.kind}.request`,
         outcome: outcomeOf(reply.statusCode),
         actor: c?.id ?? "anonymous",
@@ -113,8 +119,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         status: reply.statusCode,
         requestId: req.id,
       });
+      return payload;
     } catch (e) {
-      req.log.error({ err: String(e) }, "cannot record the request in the access log");
+      req.log.error({ err: String(e) }, "cannot record the request in the audit log; refusing the answer");
+      if (payload && typeof (payload as { destroy?: unknown }).destroy === "function") (payload as { destroy: () => void }).destroy();
+      reply.code(503).header("content-type", "application/json; charset=utf-8");
+      return JSON.stringify(errorBody(pcError("PC_AUDIT_WRITE_FAILED"), req.id));
     }
   });
 

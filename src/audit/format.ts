@@ -117,6 +117,18 @@ export function sealEntry(head: EntryHead, body: EntryBody, prevHash: string): A
 }
 
 /**
+ * `sealEntry`, also returning the body's canonical JSON (what the store keeps), so that
+ * a writer canonicalizes each body once.
+ */
+export function sealEntryWithBodyJson(head: EntryHead, body: EntryBody, prevHash: string): { entry: AuditEntry; bodyJson: string } {
+  const h = pick(head, HEAD_FIELDS);
+  const b = pick(body, BODY_FIELDS);
+  const bodyJson = canonicalize(b);
+  const bodyDigest = sha256hex(bodyJson);
+  return { entry: { head: h, body: b, bodyDigest, prevHash, hash: entryHash(h, bodyDigest, prevHash) }, bodyJson };
+}
+
+/**
  * A checkpoint: the audit key's signature over a point of the chain. Serialized as a
  * compact JWS (ES256) with protected header `{ alg: "ES256", typ: CHECKPOINT_TYP,
  * x5c: [audit certificate, issuing CA] }` and this payload.

@@ -1,1 +1,12 @@
-export { AccessLogSink } from "./access-log-sink.js";
+export * from "./format.js";
+export * from "./audit-keys.js";
+export * from "./log.js";
+export * from "./redact.js";
+export * from "./rows.js";
+export * from "./signer.js";
+export * from "./export.js";
+export * from "./verify.js";
+export * from "./checkpoint-verify.js";
+export * from "./memory-source.js";
+export * from "./export.js";
+export * from "./verify.js";

@@ -87,3 +87,36 @@ export class RemoteError extends PortcullisError {
     return this.remoteMessage;
   }
 }
+
+/** GETs a streamed body (an audit export) into `out`; an error answer becomes a coded error. */
+export function httpsStream(server: string, path: string, tls: TlsMaterial, out: NodeJS.WritableStream): Promise<void> {
+  const { host, port } = parseHostPort(server, "server");
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host, port, method: "GET", path, ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: "TLSv1.3", servername: isIP(host) ? "" : host, agent: false, timeout: CLIENT_TIMEOUT_MS },
+      (res) => {
+        if ((res.statusCode ?? 0) >= 400) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            try {
+              const e = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { code?: unknown; message?: unknown };
+              if (isErrorCode(e.code)) return reject(new RemoteError(e.code, typeof e.message === "string" ? e.message : e.code, res.statusCode ?? 0));
+            } catch {
+              // fall through
+            }
+            reject(pcError("PC_CLI_BAD_RESPONSE", `HTTP ${res.statusCode}`));
+          });
+          return;
+        }
+        res.on("error", (e) => reject(pcError("PC_CLI_SERVER_UNREACHABLE", e.message)));
+        res.on("aborted", () => reject(pcError("PC_CLI_BAD_RESPONSE", "the stream ended early")));
+        res.pipe(out, { end: false });
+        res.on("end", () => (res.complete ? resolve() : reject(pcError("PC_CLI_BAD_RESPONSE", "the stream ended early"))));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", (e: NodeJS.ErrnoException) => reject(pcError("PC_CLI_SERVER_UNREACHABLE", `${server}: ${e.code ?? e.message}`)));
+    req.end();
+  });
+}

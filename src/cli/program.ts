@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { enroll } from "./commands/enroll.js";
 import { registerRbacCommands } from "./commands/rbac.js";
+import { registerAuditCommands } from "./commands/audit.js";
 import { print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -24,14 +25,17 @@ export function buildProgram(): Command {
     .description("Security-first orchestration gateway")
     .version(VERSION)
     .addOption(new Option("--profile <file>", "client profile (env PORTCULLIS_PROFILE; default: the admin profile of the data dir)"))
-    .addOption(new Option("-o, --output <format>", "output format (csv: policy get only)").choices(["table", "json", "csv"]).default("table"))
+    .addOption(new Option("-o, --output <format>", "output format: table, json, csv (policy get only); for audit export, the output file").default("table"))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const globals = (): Globals => program.opts<Globals>();
   // Refused before the command runs, so nothing is done that could not be printed.
   program.hook("preAction", (_program, action) => {
-    if (globals().output === "csv" && !(action.name() === "get" && action.parent?.name() === "policy")) {
+    const o = program.opts<{ output: string }>().output;
+    if (isAuditExport(action)) return; // there, -o names the output file
+    if (!["table", "json", "csv"].includes(o)) throw pcError("PC_CLI_USAGE", `-o ${o}: the format is table, json or csv`);
+    if (o === "csv" && !(action.name() === "get" && action.parent?.name() === "policy")) {
       throw pcError("PC_CLI_USAGE", "-o csv is only for policy get");
     }
   });
@@ -151,8 +155,23 @@ export function buildProgram(): Command {
   registerRbacCommands(program, globals, session, (allowed) => {
     if (!allowed) answeredNo = true;
   });
+  registerAuditCommands(
+    program,
+    session,
+    () => {
+      const o = program.opts<{ output: string }>().output;
+      return o === "table" ? undefined : o;
+    },
+    (ok) => {
+      if (!ok) answeredNo = true;
+    },
+  );
 
   return program;
+}
+
+function isAuditExport(c: Command): boolean {
+  return c.name() === "export" && c.parent?.name() === "audit";
 }
 
 /** Set by can-i when the answer is no: the command succeeded, and exits 1. */

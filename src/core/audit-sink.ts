@@ -21,6 +21,16 @@ export interface AuditEvent {
   readonly reason?: string | undefined;
   /** The subject of the action: a serial, an identity, a token id (never the token). */
   readonly target?: string | undefined;
+  /** The resource kind an action is about (`deployments`, `certificates`, ...). */
+  readonly resource?: string | undefined;
+  readonly namespace?: string | undefined;
+  /** Hex SHA-256 of the request body; the body itself is never recorded. */
+  readonly bodySha256?: string | undefined;
+  /**
+   * An identifier to be matched but not shown: recorded only as HMAC-SHA256 under the
+   * log's key, never as itself.
+   */
+  readonly matchOnly?: string | undefined;
 }
 
 export interface AuditSink {
@@ -33,6 +43,11 @@ export interface AuditSink {
    * not thrown here. Decisions that gate an action use `record`.
    */
   recordAfter(event: AuditEvent): void;
+  /**
+   * Records an event in the next group commit and resolves once it is durable; rejects
+   * with PC_AUDIT_WRITE_FAILED otherwise. The API awaits it before releasing a response.
+   */
+  append(event: AuditEvent): Promise<unknown>;
   /** Writes whatever `recordAfter` has buffered; throws if it cannot. */
   flush(): void;
 }
@@ -45,6 +60,10 @@ export class MemoryAuditSink implements AuditSink {
   }
   recordAfter(event: AuditEvent): void {
     this.events.push(event);
+  }
+  async append(event: AuditEvent): Promise<unknown> {
+    this.events.push(event);
+    return undefined;
   }
   flush(): void {}
 }

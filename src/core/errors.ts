@@ -81,6 +81,10 @@ export const ERRORS = {
   PC_RUNTIME_CONTAINER_TIMEOUT: { status: 504, message: "container did not finish in time" },
 
   PC_AUDIT_WRITE_FAILED: { status: 503, message: "audit log unavailable" },
+  PC_AUDIT_EMPTY: { status: 404, message: "the audit log has no entries" },
+  PC_AUDIT_NOT_CHECKPOINTED: { status: 409, message: "the end of the export range is not covered by a checkpoint" },
+  PC_AUDIT_FILTER_INVALID: { status: 400, message: "invalid audit export filter" },
+  PC_AUDIT_BUNDLE_UNREADABLE: { status: 400, message: "audit bundle cannot be read" },
 
   PC_CLI_USAGE: { status: 400, message: "bad usage" },
   PC_CLI_PROFILE_MISSING: { status: 400, message: "client profile not found" },

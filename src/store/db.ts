@@ -37,6 +37,30 @@ export function openDatabase(path: string, migrations: readonly Migration[] = MI
   }
 }
 
+/**
+ * A second, read-only connection to an existing database, for long reads (an audit
+ * export) that must not hold the writer's connection. WAL gives it a consistent snapshot
+ * while the writer goes on.
+ */
+export function openReadOnlyDatabase(path: string): Db {
+  let db: Db;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (e) {
+    throw pcError("PC_STORE_UNAVAILABLE", "cannot open the database for reading", e);
+  }
+  try {
+    db.pragma("busy_timeout = 5000");
+    const v = schemaVersion(db);
+    const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+    if (v !== latest) throw pcError("PC_STORE_UNAVAILABLE", `schema ${v}, expected ${latest}`);
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
 export function schemaVersion(db: Db): number {
   return db.pragma("user_version", { simple: true }) as number;
 }

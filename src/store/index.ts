@@ -5,5 +5,7 @@ export * from "./store.js";
 export type { CertificateRecord, RevokedEntry } from "./repos/certificates.js";
 export type { EnrollTokenRecord } from "./repos/enroll-tokens.js";
 export type { StoredAccessEvent } from "./repos/access-events.js";
+export type { AuditCheckpointRow, AuditLogRow } from "./repos/audit-log.js";
+export { AuditLogRepo } from "./repos/audit-log.js";
 export type { NamespaceRecord } from "./repos/namespaces.js";
 export type { PolicyVersionRecord } from "./repos/policy-versions.js";

@@ -98,6 +98,64 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'policy versions are immutable'); END;
     `,
   },
+  {
+    version: 3,
+    name: "hash-chained audit log and checkpoints",
+    // The audit log replaces the access events table. A view of the same name and shape
+    // reads the log back for the tools and tests that list recent events.
+    sql: `
+      CREATE TABLE audit_log (
+        seq          INTEGER PRIMARY KEY, -- assigned by the writer: 0 is the genesis entry
+        time         TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        outcome      TEXT NOT NULL CHECK (outcome IN ('allowed','denied','error')),
+        actor        TEXT NOT NULL,
+        action       TEXT,
+        resource     TEXT,
+        namespace    TEXT,
+        body         TEXT NOT NULL, -- canonical JSON of the declared body fields
+        body_digest  TEXT NOT NULL,
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE
+      );
+      CREATE INDEX audit_log_time ON audit_log(time);
+      CREATE INDEX audit_log_actor ON audit_log(actor, seq);
+      CREATE INDEX audit_log_outcome ON audit_log(outcome, seq);
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+      CREATE TABLE audit_checkpoints (
+        seq          INTEGER PRIMARY KEY,
+        time         TEXT NOT NULL,
+        jws          TEXT NOT NULL
+      );
+      CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+      CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+
+      DROP TABLE access_events;
+      CREATE VIEW access_events AS SELECT
+        seq AS id,
+        CAST(strftime('%s', time) AS INTEGER) * 1000 + CAST(substr(time, 21, 3) AS INTEGER) AS at,
+        type,
+        outcome,
+        actor,
+        json_extract(body, '$.actorSerial') AS actor_serial,
+        json_extract(body, '$.source') AS source,
+        CASE WHEN instr(action, ' ') > 0 THEN substr(action, 1, instr(action, ' ') - 1) END AS method,
+        CASE WHEN instr(action, ' ') > 0 THEN substr(action, instr(action, ' ') + 1) ELSE action END AS route,
+        json_extract(body, '$.status') AS status,
+        json_extract(body, '$.requestId') AS request_id,
+        json_extract(body, '$.reasons[0]') AS reason,
+        json_extract(body, '$.target') AS target,
+        resource,
+        namespace
+      FROM audit_log;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

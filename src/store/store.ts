@@ -1,6 +1,7 @@
 import { join } from "node:path";
-import { openDatabase, type Db } from "./db.js";
+import { openDatabase, openReadOnlyDatabase, type Db } from "./db.js";
 import { AccessEventRepo } from "./repos/access-events.js";
+import { AuditLogRepo } from "./repos/audit-log.js";
 import { CertificateRepo } from "./repos/certificates.js";
 import { EnrollTokenRepo } from "./repos/enroll-tokens.js";
 import { NamespaceRepo } from "./repos/namespaces.js";
@@ -12,7 +13,9 @@ export const DB_FILE = "portcullis.db";
 export class Store {
   readonly certificates: CertificateRepo;
   readonly enrollTokens: EnrollTokenRepo;
+  /** Read-only view of the audit log in the shape of the events it records. */
   readonly accessEvents: AccessEventRepo;
+  readonly auditLog: AuditLogRepo;
   readonly namespaces: NamespaceRepo;
   readonly policyVersions: PolicyVersionRepo;
   private closed = false;
@@ -21,12 +24,18 @@ export class Store {
     this.certificates = new CertificateRepo(db);
     this.enrollTokens = new EnrollTokenRepo(db);
     this.accessEvents = new AccessEventRepo(db);
+    this.auditLog = new AuditLogRepo(db);
     this.namespaces = new NamespaceRepo(db);
     this.policyVersions = new PolicyVersionRepo(db);
   }
 
   static open(dataDir: string): Store {
     return new Store(openDatabase(join(dataDir, DB_FILE)));
+  }
+
+  /** A read-only store over a second connection (see openReadOnlyDatabase). */
+  static openReader(dataDir: string): Store {
+    return new Store(openReadOnlyDatabase(join(dataDir, DB_FILE)));
   }
 
   transaction<T>(fn: () => T): T {

@@ -130,6 +130,8 @@ export function routeContextOf(t: TestGateway): RouteContext {
     pki: t.gw.pki,
     policy: t.gw.policy,
     namespaces: t.gw.namespaces,
+    audit: t.gw.audit,
+    openAuditReader: t.gw.openAuditReader,
     config: t.gw.config,
     version: VERSION,
     onRevocation: () => undefined,

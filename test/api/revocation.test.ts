@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/app.js";
-import { AccessLogSink } from "../../src/audit/index.js";
+import { AuditLog, loadOrCreateHmacKey } from "../../src/audit/index.js";
 import { systemClock } from "../../src/core/index.js";
 import { PkiService } from "../../src/pki/index.js";
 import { Store } from "../../src/store/index.js";
@@ -83,7 +83,7 @@ describe("revocation on the API port", () => {
     const store = Store.open(t.dataDir);
     let at: number;
     try {
-      const pki = PkiService.load(t.dataDir, store, new AccessLogSink(store, systemClock), systemClock, loadConfig(t.dataDir));
+      const pki = PkiService.load(t.dataDir, store, new AuditLog(store, systemClock, { trustDomain: loadConfig(t.dataDir).trustDomain, hmacKey: loadOrCreateHmacKey(t.dataDir) }), systemClock, loadConfig(t.dataDir));
       expect(pki.revokeSerial(c.serial, "superseded", { identity: "user:admin" })).toEqual({ revoked: [c.serial] });
       at = Date.now();
     } finally {
@@ -108,13 +108,13 @@ describe("revocation on the API port", () => {
       script,
       [
         `import { loadConfig } from ${src("app.ts")};`,
-        `import { AccessLogSink } from ${src("audit/index.ts")};`,
+        `import { AuditLog, loadOrCreateHmacKey } from ${src("audit/index.ts")};`,
         `import { systemClock } from ${src("core/index.ts")};`,
         `import { PkiService } from ${src("pki/index.ts")};`,
         `import { Store } from ${src("store/index.ts")};`,
         `const [dataDir, serial] = process.argv.slice(2);`,
         `const store = Store.open(dataDir);`,
-        `const pki = PkiService.load(dataDir, store, new AccessLogSink(store, systemClock), systemClock, loadConfig(dataDir));`,
+        `const pki = PkiService.load(dataDir, store, new AuditLog(store, systemClock, { trustDomain: loadConfig(dataDir).trustDomain, hmacKey: loadOrCreateHmacKey(dataDir) }), systemClock, loadConfig(dataDir));`,
         `const out = pki.revokeSerial(serial, "keyCompromise", { identity: "user:admin" });`,
         `process.stdout.write(JSON.stringify(out) + "\\n");`,
         `store.close();`,

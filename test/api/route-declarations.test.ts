@@ -134,7 +134,7 @@ describe("route declarations", () => {
 });
 
 describe("buildServer refuses routes without a declaration", () => {
-  const audit = { record: (_e: AuditEvent) => undefined, recordAfter: (_e: AuditEvent) => undefined, flush: () => undefined };
+  const audit = { record: (_e: AuditEvent) => undefined, recordAfter: (_e: AuditEvent) => undefined, append: async (_e: AuditEvent) => undefined, flush: () => undefined };
   const ok = defineRoute({
     method: "GET",
     url: "/v1/ok",

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AccessLogSink } from "../../src/audit/index.js";
 import { parseIdentity } from "../../src/core/index.js";
 import { generateKeyPair, hashToken, spkiDer } from "../../src/pki/index.js";
-import { csrFor, expectRefusal, pkiFixture, SwitchableAuditSink, type PkiFixture } from "./fixture.js";
+import { csrFor, expectRefusal, pkiFixture, realAuditLog, SwitchableAuditSink, type PkiFixture } from "./fixture.js";
 
 /**
  * Every state change of the PKI and its audit event commit together: when the audit
@@ -20,7 +19,7 @@ function state(fx: PkiFixture) {
     certificates: all(`SELECT * FROM certificates ORDER BY serial`),
     tokens: all(`SELECT * FROM enroll_tokens ORDER BY id`),
     crl: all(`SELECT * FROM crl_state`),
-    events: all(`SELECT * FROM access_events ORDER BY id`),
+    events: all(`SELECT * FROM audit_log ORDER BY seq`),
   };
 }
 
@@ -97,12 +96,12 @@ describe("a failing audit sink rolls the operation back", () => {
 });
 
 describe("with the real access log", () => {
-  it.each(operations)("%s rolls back when the access_events insert fails", (_name, op) => {
-    f = pkiFixture({ audit: (store, clock) => new AccessLogSink(store, clock) });
+  it.each(operations)("%s rolls back when the audit_log insert fails", (_name, op) => {
+    f = pkiFixture({ audit: (store, clock) => realAuditLog(store, clock) });
     const s = setup(f);
     const before = state(f);
     // The store refuses new audit rows, as a full disk or a broken file would.
-    f.store.db.exec(`CREATE TRIGGER refuse_insert BEFORE INSERT ON access_events BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    f.store.db.exec(`CREATE TRIGGER refuse_insert BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
     const e = expectRefusal(() => op(f, s), "PC_AUDIT_WRITE_FAILED");
     expect(e.status).toBe(503);
     expect(e.publicMessage).not.toMatch(/disk full/);

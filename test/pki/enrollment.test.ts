@@ -2,11 +2,10 @@ import { createHash, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AccessLogSink } from "../../src/audit/index.js";
 import { parseIdentity } from "../../src/core/index.js";
 import { BACKDATE_MS, generateKeyPair, hashToken, identityOfCertificate, spiffeIdOfToken, spkiDer, TOKEN_RE } from "../../src/pki/index.js";
 import { DB_FILE } from "../../src/store/index.js";
-import { csrFor, DAY, expectRefusal, HOUR, openssl, pkiFixture, TD, type PkiFixture } from "./fixture.js";
+import { csrFor, DAY, expectRefusal, HOUR, openssl, pkiFixture, realAuditLog, TD, type PkiFixture } from "./fixture.js";
 
 const ADMIN = { identity: "user:admin" };
 const MINUTE = 60_000;
@@ -140,7 +139,7 @@ describe("enrollment tokens", () => {
   });
 
   it("stores only the token's hash: the token appears nowhere in the database files", () => {
-    f = pkiFixture({ audit: (store, clock) => new AccessLogSink(store, clock) });
+    f = pkiFixture({ audit: (store, clock) => realAuditLog(store, clock) });
     const tokens = [f.pki.createEnrollToken("user:alice", undefined, ADMIN), f.pki.createEnrollToken("user:bob", HOUR, ADMIN)];
     f.pki.enroll(tokens[0]!.token, csrFor("user:alice").pem, { sourceAddress: "127.0.0.1" });
     const dbPath = join(f.dir, DB_FILE);

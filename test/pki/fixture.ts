@@ -15,7 +15,8 @@ import {
 import { buildCsr, CertificateAuthority, generateKeyPair, PkiService, type SanEntry } from "../../src/pki/index.js";
 import { Store } from "../../src/store/index.js";
 import { tempDir } from "../support/gateway.js";
-import type { KeyObject } from "node:crypto";
+import { randomBytes, type KeyObject } from "node:crypto";
+import { AuditLog } from "../../src/audit/index.js";
 
 export const TD = "portcullis.local";
 export const HOUR = 3_600_000;
@@ -37,7 +38,16 @@ export class SwitchableAuditSink implements AuditSink {
   recordAfter(event: AuditEvent): void {
     this.record(event);
   }
+  async append(event: AuditEvent): Promise<unknown> {
+    this.record(event);
+    return undefined;
+  }
   flush(): void {}
+}
+
+/** The real audit log over a fixture's store. */
+export function realAuditLog(store: Store, clock: ManualClock, trustDomain = TD): AuditLog {
+  return new AuditLog(store, clock, { trustDomain, hmacKey: randomBytes(32) });
 }
 
 export interface PkiFixture {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MIGRATIONS, openDatabase, SCHEMA_VERSION, schemaVersion, Store, type Migration } from "../../src/store/index.js";
 import { tempDir } from "../support/gateway.js";
 import { refusal } from "../support/refusal.js";
+import { auditRow } from "./audit-rows.js";
 
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -32,9 +33,12 @@ describe("openDatabase: migrations", () => {
       expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
       expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
       const tables = db.prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all().map((r) => r.name);
-      expect(tables).toEqual(expect.arrayContaining(["access_events", "certificates", "crl_state", "enroll_tokens"]));
+      expect(tables).toEqual(expect.arrayContaining(["audit_checkpoints", "audit_log", "certificates", "crl_state", "enroll_tokens"]));
+      expect(tables).not.toContain("access_events"); // a view over audit_log since migration 3
       const triggers = db.prepare<[], { name: string }>(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).all().map((r) => r.name);
-      expect(triggers).toEqual(expect.arrayContaining(["access_events_no_delete", "access_events_no_update"]));
+      expect(triggers).toEqual(
+        expect.arrayContaining(["audit_checkpoints_no_delete", "audit_checkpoints_no_update", "audit_log_no_delete", "audit_log_no_update"]),
+      );
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
       expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
     } finally {
@@ -45,7 +49,7 @@ describe("openDatabase: migrations", () => {
   it("runs each migration once: reopening keeps the data and the version", () => {
     const path = join(t.dir, "p.db");
     const s1 = new Store(openDatabase(path));
-    s1.accessEvents.append(1, { type: "t", outcome: "allowed", actor: "user:alice" });
+    s1.auditLog.insert(auditRow(0));
     s1.close();
     const s2 = new Store(openDatabase(path));
     try {
@@ -161,7 +165,7 @@ describe("database file permissions", () => {
     const path = join(t.dir, "p.db");
     const store = new Store(openDatabase(path));
     try {
-      store.accessEvents.append(1, { type: "t", outcome: "allowed", actor: "user:alice" });
+      store.auditLog.insert(auditRow(0));
       expect(mode(path)).toBe(0o600);
       for (const f of [`${path}-wal`, `${path}-shm`]) {
         expect(existsSync(f), f).toBe(true);

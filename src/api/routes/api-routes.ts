@@ -3,6 +3,7 @@ import { openApiDocument } from "../openapi.js";
 import { CLUSTER_WIDE, defineRoute, S, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
 import { actorOf, type RouteContext } from "./context.js";
+import { auditRoutes } from "./audit-routes.js";
 import { rbacRoutes } from "./rbac-routes.js";
 
 const certificateListItem = {
@@ -154,7 +155,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

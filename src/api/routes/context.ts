@@ -2,12 +2,16 @@ import type { FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../../core/index.js";
 import type { Actor, PkiService } from "../../pki/index.js";
 import type { NamespaceService, PolicyService } from "../../rbac/index.js";
+import type { AuditLog, AuditSource } from "../../audit/index.js";
 import { requireCaller } from "../server.js";
 
 export interface RouteContext {
   readonly pki: PkiService;
   readonly policy: PolicyService;
   readonly namespaces: NamespaceService;
+  readonly audit: AuditLog;
+  /** A reader on its own connection, for exports; closed when the export ends. */
+  readonly openAuditReader: () => { source: AuditSource; close: () => void };
   readonly config: GatewayConfig;
   readonly version: string;
   /** Called after a revocation so the TLS context reloads at once. */

@@ -1,8 +1,11 @@
 import type { AuditEvent } from "../../core/index.js";
 import type { Db } from "../db.js";
 
+/** An audit log entry read back in the shape of the event that produced it. */
 export interface StoredAccessEvent extends AuditEvent {
+  /** The entry's seq. */
   readonly id: number;
+  /** The entry's time, in milliseconds since the epoch. */
   readonly at: number;
 }
 
@@ -20,40 +23,23 @@ interface Row {
   request_id: string | null;
   reason: string | null;
   target: string | null;
+  resource: string | null;
+  namespace: string | null;
 }
 
 const u = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
 
-/** The append-only table of access events. There is no update and no delete here. */
+/**
+ * Read-only: the `access_events` view over the audit log. Writes go only through the
+ * audit log (AuditLogRepo.insert, sealed by the audit domain).
+ */
 export class AccessEventRepo {
-  private readonly ins;
   private readonly recent;
   private readonly countStmt;
 
   constructor(db: Db) {
-    this.ins = db.prepare(
-      `INSERT INTO access_events (at, type, outcome, actor, actor_serial, source, method, route, status, request_id, reason, target)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
     this.recent = db.prepare<[number], Row>(`SELECT * FROM access_events ORDER BY id DESC LIMIT ?`);
     this.countStmt = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM access_events`);
-  }
-
-  append(at: number, e: AuditEvent): void {
-    this.ins.run(
-      at,
-      e.type,
-      e.outcome,
-      e.actor,
-      e.actorSerial ?? null,
-      e.sourceAddress ?? null,
-      e.method ?? null,
-      e.route ?? null,
-      e.status ?? null,
-      e.requestId ?? null,
-      e.reason ?? null,
-      e.target ?? null,
-    );
   }
 
   /** Most recent first. */
@@ -72,6 +58,8 @@ export class AccessEventRepo {
       requestId: u(r.request_id),
       reason: u(r.reason),
       target: u(r.target),
+      resource: u(r.resource),
+      namespace: u(r.namespace),
     }));
   }
 
