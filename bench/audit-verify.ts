@@ -8,7 +8,7 @@
  * Append baseline, measured in the same run on the same entries:
  *   - "seal": `sealEntry` chaining in-process (canonical JSON, body digest, hash), the
  *     CPU cost of the chain alone;
- *   - "seal + WAL insert": the same plus an INSERT of the row into a table of the
+ *   - "seal + WAL insert": the same (body serialised once, as the log does) plus an INSERT of the row into a table of the
  *     audit_log's shape (its indexes included) in a fresh SQLite file, WAL,
  *     synchronous=NORMAL, 100 rows per transaction (group commit), through better-sqlite3
  *     directly. This stands for the log's append rate.
@@ -24,8 +24,7 @@ import { finished } from "node:stream/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { canonicalize } from "../src/core/index.js";
-import { sealEntry, ZERO_HASH, type AuditEntry, type EntryBody, type EntryHead } from "../src/audit/format.js";
+import { sealEntry, sealEntryWithBodyJson, ZERO_HASH, type AuditEntry, type EntryBody, type EntryHead } from "../src/audit/format.js";
 import { exportBundle } from "../src/audit/export.js";
 import { MemoryAuditSource } from "../src/audit/memory-source.js";
 import { verifyBundleFile } from "../src/audit/verify.js";
@@ -81,17 +80,17 @@ function sealAndInsert(inputs: readonly Input[], dir: string, run: number): numb
     const ins = db.prepare(
       "INSERT INTO audit_log (seq, time, type, outcome, actor, action, resource, namespace, body, body_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     );
-    const batch = db.transaction((rows: readonly AuditEntry[]) => {
-      for (const e of rows) {
+    const batch = db.transaction((rows: readonly { entry: AuditEntry; bodyJson: string }[]) => {
+      for (const { entry: e, bodyJson } of rows) {
         const h = e.head;
-        ins.run(h.seq, h.time, h.type, h.outcome, h.actor, h.action ?? null, h.resource ?? null, h.namespace ?? null, canonicalize(e.body), e.bodyDigest, e.prevHash, e.hash);
+        ins.run(h.seq, h.time, h.type, h.outcome, h.actor, h.action ?? null, h.resource ?? null, h.namespace ?? null, bodyJson, e.bodyDigest, e.prevHash, e.hash);
       }
     });
     let prev = ZERO_HASH;
-    let pending: AuditEntry[] = [];
+    let pending: { entry: AuditEntry; bodyJson: string }[] = [];
     for (const x of inputs) {
-      const e = sealEntry(x.head, x.body, prev);
-      prev = e.hash;
+      const e = sealEntryWithBodyJson(x.head, x.body, prev);
+      prev = e.entry.hash;
       pending.push(e);
       if (pending.length === 100) {
         batch(pending);

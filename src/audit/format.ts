@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { canonicalize } from "../core/index.js";
 
 /**
@@ -80,7 +80,10 @@ export interface SealedEntry {
   readonly hash: string;
 }
 
-const sha256hex = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+/** Hex SHA-256 of a string's UTF-8 (one-shot: no Hash object per call). */
+export const sha256hex = (s: string): string => hash("sha256", s, "hex");
+const HEX64 = /^[0-9a-f]{64}$/;
+const q = JSON.stringify;
 
 /** Keeps only the declared fields, in their declared order, dropping undefined. */
 function pick<T extends object>(o: T, fields: readonly string[]): T {
@@ -92,38 +95,118 @@ function pick<T extends object>(o: T, fields: readonly string[]): T {
   return out as T;
 }
 
+const optStr = (v: unknown) => v === undefined || typeof v === "string";
+
+/** A head whose declared fields have their declared types (what `canonicalSealed` writes directly). */
+function plainHead(h: EntryHead): boolean {
+  return (
+    h.v === 1 &&
+    Number.isSafeInteger(h.seq) &&
+    typeof h.time === "string" &&
+    typeof h.type === "string" &&
+    typeof h.outcome === "string" &&
+    typeof h.actor === "string" &&
+    optStr(h.action) &&
+    optStr(h.resource) &&
+    optStr(h.namespace)
+  );
+}
+
+/** A body whose declared fields have their declared types (what `canonicalBody` writes directly). */
+function plainBody(b: EntryBody): boolean {
+  if (!(optStr(b.actorSerial) && optStr(b.source) && optStr(b.requestId) && optStr(b.bodySha256) && optStr(b.target) && optStr(b.targetHmac))) return false;
+  if (b.status !== undefined && !(typeof b.status === "number" && Number.isFinite(b.status))) return false;
+  const r = b.reasons;
+  if (r !== undefined) {
+    if (!Array.isArray(r)) return false;
+    for (let i = 0; i < r.length; i++) if (typeof r[i] !== "string") return false;
+  }
+  const g = b.genesis;
+  if (g !== undefined) {
+    if (typeof g !== "object" || g === null || Array.isArray(g) || Object.keys(g).length !== 2) return false;
+    if (!Object.hasOwn(g, "trustDomain") || !Object.hasOwn(g, "caFingerprint") || typeof g.trustDomain !== "string" || typeof g.caFingerprint !== "string") return false;
+  }
+  return true;
+}
+
+/**
+ * RFC 8785 canonical JSON of the sealed form `{ ...head, bodyDigest, prevHash }` (declared
+ * head fields only), written directly with the keys in their sorted order. Byte for byte
+ * equal to `canonicalize(sealedForm(head, bodyDigest, prevHash))`, which it falls back to
+ * for a head whose fields do not have their declared types; a test holds the two together.
+ */
+export function canonicalSealed(h: EntryHead, bodyDigest: string, prevHash: string): string {
+  if (!plainHead(h) || typeof bodyDigest !== "string" || typeof prevHash !== "string") return canonicalize(sealedForm(h, bodyDigest, prevHash));
+  let s = "{";
+  if (h.action !== undefined) s += `"action":${q(h.action)},`;
+  s += `"actor":${q(h.actor)},"bodyDigest":${q(bodyDigest)}`;
+  if (h.namespace !== undefined) s += `,"namespace":${q(h.namespace)}`;
+  s += `,"outcome":${q(h.outcome)},"prevHash":${q(prevHash)}`;
+  if (h.resource !== undefined) s += `,"resource":${q(h.resource)}`;
+  return `${s},"seq":${h.seq},"time":${q(h.time)},"type":${q(h.type)},"v":1}`;
+}
+
+/**
+ * RFC 8785 canonical JSON of a body's declared fields, written directly with the keys in
+ * their sorted order: what the store keeps and what `bodyDigest` hashes. Byte for byte
+ * equal to `canonicalize(pick(body, BODY_FIELDS))`, which it falls back to for a body
+ * whose fields do not have their declared types; a test holds the two together.
+ */
+export function canonicalBody(b: EntryBody): string {
+  if (!plainBody(b)) return canonicalize(pick(b, BODY_FIELDS));
+  let s = "";
+  if (b.actorSerial !== undefined) s += `,"actorSerial":${q(b.actorSerial)}`;
+  if (b.bodySha256 !== undefined) s += `,"bodySha256":${q(b.bodySha256)}`;
+  if (b.genesis !== undefined) s += `,"genesis":{"caFingerprint":${q(b.genesis.caFingerprint)},"trustDomain":${q(b.genesis.trustDomain)}}`;
+  if (b.reasons !== undefined) {
+    s += `,"reasons":[`;
+    for (let i = 0; i < b.reasons.length; i++) s += i === 0 ? q(b.reasons[i]) : `,${q(b.reasons[i])}`;
+    s += "]";
+  }
+  if (b.requestId !== undefined) s += `,"requestId":${q(b.requestId)}`;
+  if (b.source !== undefined) s += `,"source":${q(b.source)}`;
+  if (b.status !== undefined) s += `,"status":${b.status}`;
+  if (b.target !== undefined) s += `,"target":${q(b.target)}`;
+  if (b.targetHmac !== undefined) s += `,"targetHmac":${q(b.targetHmac)}`;
+  return s === "" ? "{}" : `{${s.slice(1)}}`;
+}
+
+/** Hex SHA-256 of a body's canonical JSON. */
 export function bodyDigestOf(body: EntryBody): string {
-  return sha256hex(canonicalize(pick(body, BODY_FIELDS)));
+  return sha256hex(canonicalBody(body));
 }
 
 export function sealedForm(head: EntryHead, bodyDigest: string, prevHash: string): Record<string, unknown> {
   return { ...pick(head, HEAD_FIELDS), bodyDigest, prevHash };
 }
 
+/** The chain hash, for a prevHash already known to be 64 lowercase hex digits. */
+export function chainHash(head: EntryHead, bodyDigest: string, prevHash: string): string {
+  const sealed = canonicalSealed(head, bodyDigest, prevHash);
+  const buf = Buffer.allocUnsafe(32 + Buffer.byteLength(sealed, "utf8"));
+  buf.write(prevHash, 0, 32, "hex");
+  buf.write(sealed, 32, "utf8");
+  return hash("sha256", buf, "hex");
+}
+
 export function entryHash(head: EntryHead, bodyDigest: string, prevHash: string): string {
-  if (!/^[0-9a-f]{64}$/.test(prevHash)) throw new Error("prevHash must be 64 hex digits");
-  return createHash("sha256")
-    .update(Buffer.from(prevHash, "hex"))
-    .update(canonicalize(sealedForm(head, bodyDigest, prevHash)), "utf8")
-    .digest("hex");
+  if (!HEX64.test(prevHash)) throw new Error("prevHash must be 64 hex digits");
+  return chainHash(head, bodyDigest, prevHash);
 }
 
 /** Seals a new entry onto the chain. */
 export function sealEntry(head: EntryHead, body: EntryBody, prevHash: string): AuditEntry {
-  const h = pick(head, HEAD_FIELDS);
-  const b = pick(body, BODY_FIELDS);
-  const bodyDigest = bodyDigestOf(b);
-  return { head: h, body: b, bodyDigest, prevHash, hash: entryHash(h, bodyDigest, prevHash) };
+  return sealEntryWithBodyJson(head, body, prevHash).entry;
 }
 
 /**
- * `sealEntry`, also returning the body's canonical JSON (what the store keeps), so that
- * a writer canonicalizes each body once.
+ * `sealEntry`, also returning the body's canonical JSON (what the store keeps): each
+ * body is serialised once, and the digest is over that same string.
  */
 export function sealEntryWithBodyJson(head: EntryHead, body: EntryBody, prevHash: string): { entry: AuditEntry; bodyJson: string } {
   const h = pick(head, HEAD_FIELDS);
   const b = pick(body, BODY_FIELDS);
-  const bodyJson = canonicalize(b);
+  const bodyJson = canonicalBody(b);
   const bodyDigest = sha256hex(bodyJson);
   return { entry: { head: h, body: b, bodyDigest, prevHash, hash: entryHash(h, bodyDigest, prevHash) }, bodyJson };
 }

@@ -5,8 +5,10 @@ import type { AuditLogRow, Store } from "../store/index.js";
 import {
   ENTRY_VERSION,
   ZERO_HASH,
-  sealEntry,
+  canonicalBody,
+  entryHash,
   sealEntryWithBodyJson,
+  sha256hex,
   type AuditEntry,
   type AuditSource,
   type EntryBody,
@@ -132,7 +134,8 @@ export class AuditLog implements AuditSink, AuditSource {
     this.store.transaction(() => {
       if (this.store.auditLog.head()) return;
       const head: EntryHead = { v: ENTRY_VERSION, seq: 0, time: this.now(), type: GENESIS_TYPE, outcome: "allowed", actor: GENESIS_ACTOR };
-      this.store.auditLog.insert(entryToRow(sealEntry(head, { genesis: { trustDomain, caFingerprint } }, ZERO_HASH)));
+      const { entry, bodyJson } = sealEntryWithBodyJson(head, { genesis: { trustDomain, caFingerprint } }, ZERO_HASH);
+      this.store.auditLog.insert(entryToRow(entry, bodyJson));
     });
   }
 
@@ -245,9 +248,30 @@ export class AuditLog implements AuditSink, AuditSource {
     return this.clock.now().toISOString();
   }
 
+  /**
+   * Seals one entry onto the chain and maps it to its row. The head and body come from
+   * `entryParts` (declared fields only, each of its declared type): the body's canonical
+   * JSON is written once, stored as is and hashed for the digest; the sealed form is
+   * written directly (format.ts's canonical forms) without an intermediate entry object.
+   */
   private sealRow(seq: number, time: string, head: EntryHeadParts, body: EntryBody, prevHash: string): AuditLogRow {
-    const { entry, bodyJson } = sealEntryWithBodyJson({ v: ENTRY_VERSION, seq, time, ...head }, body, prevHash);
-    return entryToRow(entry, bodyJson);
+    const h: EntryHead = { v: ENTRY_VERSION, seq, time, ...head };
+    const bodyJson = canonicalBody(body);
+    const bodyDigest = sha256hex(bodyJson);
+    return {
+      seq,
+      time,
+      type: h.type,
+      outcome: h.outcome,
+      actor: h.actor,
+      action: h.action ?? null,
+      resource: h.resource ?? null,
+      namespace: h.namespace ?? null,
+      body: bodyJson,
+      bodyDigest,
+      prevHash,
+      hash: entryHash(h, bodyDigest, prevHash),
+    };
   }
 
   private enqueue(p: Pending): void {

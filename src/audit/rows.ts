@@ -1,9 +1,8 @@
-import { canonicalize } from "../core/index.js";
 import type { AuditLogRow } from "../store/index.js";
-import { ENTRY_VERSION, type AuditEntry, type EntryBody, type EntryHead, type Outcome } from "./format.js";
+import { canonicalBody, ENTRY_VERSION, type AuditEntry, type EntryBody, type EntryHead, type Outcome } from "./format.js";
 
 /** An entry as a row of the store's audit_log table. */
-export function entryToRow(e: AuditEntry, bodyJson: string = canonicalize(e.body)): AuditLogRow {
+export function entryToRow(e: AuditEntry, bodyJson: string = canonicalBody(e.body)): AuditLogRow {
   return {
     seq: e.head.seq,
     time: e.head.time,

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonicalize } from "../../src/core/index.js";
-import { sealedForm, type EntryBody, type EntryHead } from "../../src/audit/format.js";
-import { canonicalBody, canonicalSealed, formatVerifyReport, verifyBundle, verifyBundleFile, verifySource } from "../../src/audit/verify.js";
+import { canonicalBody, canonicalSealed, sealedForm, type EntryBody, type EntryHead } from "../../src/audit/format.js";
+import { formatVerifyReport, verifyBundle, verifyBundleFile, verifySource } from "../../src/audit/verify.js";
 import { prng } from "../support/prng.js";
 import { auditSigner, buildLog, entryFor, exportLines, lineOfSeq, parse, signCheckpoint, TD, type TestLog } from "./support.js";
 
@@ -26,7 +26,7 @@ const edit = (ls: readonly string[], i: number, f: (o: Record<string, unknown>) 
   return out;
 };
 
-describe("the verifier's canonical forms", () => {
+describe("the fast canonical forms (format.ts, shared by append and verify)", () => {
   it("equal format.ts's canonical JSON, byte for byte", () => {
     const rand = prng(99);
     const odd = ["ünïcødé", "quote\" back\\slash", "tab\tnew\nline", "\u2028", "emoji 🚀", "\u0001", ""];
@@ -36,6 +36,30 @@ describe("the verifier's canonical forms", () => {
       const b: EntryBody = i % 11 === 0 ? { ...body, reasons: odd, genesis: { trustDomain: TD, caFingerprint: "ab".repeat(32) } } : body;
       expect(canonicalSealed(h, "c".repeat(64), "d".repeat(64))).toBe(canonicalize(sealedForm(h, "c".repeat(64), "d".repeat(64))));
       expect(canonicalBody(b)).toBe(canonicalize(b));
+    }
+  });
+
+  it("fall back to the generic canonical JSON for fields that do not have their declared types", () => {
+    const declared = (o: Record<string, unknown>, keys: readonly string[]) => Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+    const bodyKeys = ["actorSerial", "source", "status", "reasons", "requestId", "bodySha256", "target", "targetHmac", "genesis"];
+    const bodies: Record<string, unknown>[] = [
+      {},
+      { status: "200" },
+      { status: 1.5, reasons: [] },
+      { status: null },
+      { reasons: "one" },
+      { reasons: ["a", 1, null] },
+      { target: 7, extra: "dropped" },
+      { genesis: { trustDomain: TD, caFingerprint: "ab", more: 1 } },
+      { genesis: { trustDomain: TD } },
+      { genesis: [TD] },
+      { requestId: { nested: [1, "x"] }, source: "s" },
+    ];
+    for (const b of bodies) expect(canonicalBody(b as EntryBody)).toBe(canonicalize(declared(b, bodyKeys)));
+    const base = { v: 1, seq: 3, time: "2026-01-01T00:00:00.000Z", type: "api.request", outcome: "allowed", actor: "user:a" };
+    const heads: Record<string, unknown>[] = [{ ...base, seq: 2.5 }, { ...base, v: 2 }, { ...base, action: 5 }, { ...base, resource: null }, { ...base, extra: "dropped", namespace: "ns" }];
+    for (const h of heads) {
+      expect(canonicalSealed(h as unknown as EntryHead, "c".repeat(64), "d".repeat(64))).toBe(canonicalize(sealedForm(h as unknown as EntryHead, "c".repeat(64), "d".repeat(64))));
     }
   });
 });

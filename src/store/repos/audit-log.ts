@@ -43,7 +43,7 @@ export class AuditLogRepo {
   constructor(db: Db) {
     this.ins = db.prepare(
       `INSERT INTO audit_log (seq, time, type, outcome, actor, action, resource, namespace, body, body_digest, prev_hash, hash)
-       VALUES (@seq, @time, @type, @outcome, @actor, @action, @resource, @namespace, @body, @bodyDigest, @prevHash, @hash)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.headStmt = db.prepare<[], { seq: number; hash: string }>(`SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`);
     this.range = db.prepare<[number, number], AuditLogRow>(`SELECT ${COLUMNS} FROM audit_log WHERE seq >= ? AND seq <= ? ORDER BY seq`);
@@ -56,7 +56,8 @@ export class AuditLogRepo {
   }
 
   insert(row: AuditLogRow): void {
-    this.ins.run(row);
+    // Positional parameters: better-sqlite3 binds them without a lookup by name per column.
+    this.ins.run(row.seq, row.time, row.type, row.outcome, row.actor, row.action, row.resource, row.namespace, row.body, row.bodyDigest, row.prevHash, row.hash);
   }
 
   /** The last row's seq and hash, or undefined for an empty log. */
