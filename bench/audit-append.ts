@@ -5,7 +5,7 @@
  * batch is one group commit: one transaction, the chain head read once, every entry
  * redacted by construction, sealed, SHA-256 chained and inserted into audit_log).
  * Baseline in the same run: a plain WAL insert of the same rows into a table of the same
- * shape (same columns, indexes and UNIQUE hash) with no hashing and no canonical JSON:
+ * shape (same columns and indexes) with no hashing and no canonical JSON:
  * one prepared statement, one transaction per BATCH rows, one event-loop turn between
  * batches like the group commit. Each run uses a fresh database file.
  *
@@ -90,12 +90,10 @@ function ours(evs: readonly AuditEvent[], n: number): Promise<Sample> {
 }
 
 /**
- * Baseline: the same rows into a table of the same shape (columns, CHECK, indexes, UNIQUE
- * hash), no hashing, no canonical JSON. The digest and hash columns hold 64-hex values
- * spread like SHA-256 output, as the log's rows do (precomputed, outside the timing): the
- * UNIQUE index on `hash` then takes random inserts, as it does for the real log. With
- * `sequentialHashes` they are counters instead, which only ever append to that index:
- * cheaper, and not the same rows (shown for reference, not judged).
+ * Baseline: the same rows into a table of the same shape (columns, CHECK, indexes), no
+ * hashing, no canonical JSON. The digest and hash columns hold 64-hex values spread like
+ * SHA-256 output, as the log's rows do (precomputed, outside the timing). With
+ * `sequentialHashes` they are counters instead (shown for reference, not judged).
  */
 function plain(evs: readonly AuditEvent[], n: number, sequentialHashes = false): Promise<Sample> {
   return withStore(async (store) => {
@@ -104,10 +102,8 @@ function plain(evs: readonly AuditEvent[], n: number, sequentialHashes = false):
         seq INTEGER PRIMARY KEY, time TEXT NOT NULL, type TEXT NOT NULL,
         outcome TEXT NOT NULL CHECK (outcome IN ('allowed','denied','error')), actor TEXT NOT NULL,
         action TEXT, resource TEXT, namespace TEXT, body TEXT NOT NULL, body_digest TEXT NOT NULL,
-        prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE);
-      CREATE INDEX plain_log_time ON plain_log(time);
-      CREATE INDEX plain_log_actor ON plain_log(actor, seq);
-      CREATE INDEX plain_log_outcome ON plain_log(outcome, seq);`);
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE INDEX plain_log_time ON plain_log(time);`);
     const ins = store.db.prepare(
       `INSERT INTO plain_log (seq, time, type, outcome, actor, action, resource, namespace, body, body_digest, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -73,10 +73,8 @@ function sealAndInsert(inputs: readonly Input[], dir: string, run: number): numb
       seq INTEGER PRIMARY KEY, time TEXT NOT NULL, type TEXT NOT NULL,
       outcome TEXT NOT NULL CHECK (outcome IN ('allowed','denied','error')), actor TEXT NOT NULL,
       action TEXT, resource TEXT, namespace TEXT, body TEXT NOT NULL, body_digest TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE);
-      CREATE INDEX audit_log_time ON audit_log(time);
-      CREATE INDEX audit_log_actor ON audit_log(actor, seq);
-      CREATE INDEX audit_log_outcome ON audit_log(outcome, seq);`);
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE INDEX audit_log_time ON audit_log(time);`);
     const ins = db.prepare(
       "INSERT INTO audit_log (seq, time, type, outcome, actor, action, resource, namespace, body, body_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     );

@@ -80,17 +80,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendError(req, reply, pcError("PC_API_NOT_FOUND")));
 
   // Every answer names its request id, so that a caller can find it in the audit log.
-  app.addHook("onRequest", async (req, reply) => {
+  // On the API port the caller's identity is established first, from the verified peer
+  // certificate (callback-style: this runs on every request).
+  const api = deps.kind === "api";
+  const requestType = `${deps.kind}.request`;
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
-  });
-
-  if (deps.kind === "api") {
-    app.addHook("onRequest", async (req) => {
+    if (!api) return done();
+    try {
       const caller = callerOf(req.raw.socket as TLSSocket, deps.trustDomain);
-      req.caller = caller; // so that the access log names who was refused
-      if (deps.isRevoked(caller.serial)) throw pcError("PC_PKI_CERT_REVOKED");
-    });
-  }
+      req.caller = caller; // so that the audit log names who was refused
+      if (deps.isRevoked(caller.serial)) return done(pcError("PC_PKI_CERT_REVOKED"));
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  });
 
   // While closing, a response to a request that was already in flight ends its
   // connection: otherwise a keep-alive client holds the shutdown for the keep-alive
@@ -104,12 +109,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // concurrent requests share one commit. If the write fails, the caller gets 503
   // PC_AUDIT_WRITE_FAILED instead of the answer (a change a handler made has already
   // been recorded, with its own entry, in its own transaction).
-  app.addHook("onSend", async (req, reply, payload) => {
+  app.addHook("onSend", (req, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
     const c = req.caller;
-    try {
-      await deps.audit.append({
-        type: `${deps.kind}.request`,
+    deps.audit
+      .append({
+        type: requestType,
         outcome: outcomeOf(reply.statusCode),
         actor: c?.id ?? "anonymous",
         actorSerial: c?.serial,
@@ -118,14 +123,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         route: req.routeOptions.url ?? "unmatched",
         status: reply.statusCode,
         requestId: req.id,
-      });
-      return payload;
-    } catch (e) {
-      req.log.error({ err: String(e) }, "cannot record the request in the audit log; refusing the answer");
-      if (payload && typeof (payload as { destroy?: unknown }).destroy === "function") (payload as { destroy: () => void }).destroy();
-      reply.code(503).header("content-type", "application/json; charset=utf-8");
-      return JSON.stringify(errorBody(pcError("PC_AUDIT_WRITE_FAILED"), req.id));
-    }
+      })
+      .then(
+        () => done(null, payload),
+        (e: unknown) => {
+          req.log.error({ err: String(e) }, "cannot record the request in the audit log; refusing the answer");
+          if (payload && typeof (payload as { destroy?: unknown }).destroy === "function") (payload as { destroy: () => void }).destroy();
+          reply.code(503).header("content-type", "application/json; charset=utf-8");
+          done(null, JSON.stringify(errorBody(pcError("PC_AUDIT_WRITE_FAILED"), req.id)));
+        },
+      );
   });
 
   for (const r of deps.routes) {
@@ -143,9 +150,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       },
       // Authorization runs before the body is read or validated: a caller who may not
       // use the route learns nothing about its input and costs no parsing.
-      onRequest: async (req) => {
-        if (authz.kind === "rbac") authorizeRequest(req, requireCaller(req), authz, deps.authorizer, deps.audit);
-      },
+      ...(authz.kind === "rbac"
+        ? {
+            onRequest: (req: FastifyRequest, _reply: unknown, done: (e?: Error) => void) => {
+              try {
+                authorizeRequest(req, requireCaller(req), authz, deps.authorizer, deps.audit);
+                done();
+              } catch (e) {
+                done(e as Error);
+              }
+            },
+          }
+        : {}),
       handler: r.handler,
     });
   }

@@ -116,11 +116,11 @@ export const MIGRATIONS: readonly Migration[] = [
         body         TEXT NOT NULL, -- canonical JSON of the declared body fields
         body_digest  TEXT NOT NULL,
         prev_hash    TEXT NOT NULL,
-        hash         TEXT NOT NULL UNIQUE
+        hash         TEXT NOT NULL
       );
+      -- Only time is searched (an export's range starts at a time); filters are applied
+      -- while streaming the range. Every other index would cost each append.
       CREATE INDEX audit_log_time ON audit_log(time);
-      CREATE INDEX audit_log_actor ON audit_log(actor, seq);
-      CREATE INDEX audit_log_outcome ON audit_log(outcome, seq);
       CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
       CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
