@@ -4,6 +4,7 @@
  */
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { once } from "node:events";
+import { createServer } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { expect } from "vitest";
 import { identityToSpiffe, parseIdentity } from "../../src/core/index.js";
@@ -191,4 +192,16 @@ export async function closedWithin(s: TLSSocket, timeoutMs: number): Promise<num
     new Promise((_, reject) => setTimeout(() => reject(new Error(`socket still open after ${timeoutMs} ms`)), timeoutMs)),
   ]);
   return Date.now() - start;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a child process that must listen on a known port). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
 }

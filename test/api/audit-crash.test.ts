@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,22 +17,12 @@ import { formatFingerprint, readProfile, type ClientProfile } from "../../src/pk
 import { runCli } from "../support/cli.js";
 import { tempDir } from "../support/gateway.js";
 import { execFileP } from "../support/tls-client.js";
-import { waitFor } from "./api-support.js";
+import { freePort, waitFor } from "./api-support.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLIENTS = 4;
 const RUN_MS = 1500;
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 interface Answered {
   readonly requestId: string;

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,20 +12,10 @@ import { initGateway } from "../../src/app.js";
 import { hashToken, readProfile } from "../../src/pki/index.js";
 import { tempDir } from "../support/gateway.js";
 import { tlsConnect } from "../support/tls-client.js";
-import { closedWithin, openKeepAlive, waitFor } from "./api-support.js";
+import { closedWithin, openKeepAlive, freePort, waitFor } from "./api-support.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 function exited(p: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((res, rej) => {
