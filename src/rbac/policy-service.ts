@@ -54,6 +54,7 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
  */
 export class PolicyService {
   private snapshot: PolicySnapshot | undefined;
+  private snapshotDataVersion = -1;
 
   constructor(
     private readonly store: Store,
@@ -74,14 +75,22 @@ export class PolicyService {
 
   /** The policy in force. Throws PC_RBAC_POLICY_UNAVAILABLE when it cannot be trusted. */
   current(): PolicySnapshot {
+    // The policy changes only through this service (which drops the snapshot) or through
+    // another connection (which moves data_version): only then is the row read again.
+    let dataVersion: number;
     let latest: PolicyVersionRecord | undefined;
     try {
+      dataVersion = this.store.dataVersion();
+      if (this.snapshot && this.snapshotDataVersion === dataVersion) return this.snapshot;
       latest = this.store.policyVersions.latest();
     } catch (e) {
       throw pcError("PC_RBAC_POLICY_UNAVAILABLE", "the policy store is unreadable", e);
     }
     if (!latest) throw pcError("PC_RBAC_POLICY_UNAVAILABLE", "no policy is in force");
-    if (this.snapshot && this.snapshot.version === latest.version && this.snapshot.csv === latest.csv) return this.snapshot;
+    if (this.snapshot && this.snapshot.version === latest.version && this.snapshot.csv === latest.csv) {
+      this.snapshotDataVersion = dataVersion;
+      return this.snapshot;
+    }
     if (sha256(latest.csv) !== latest.sha256) throw pcError("PC_RBAC_POLICY_UNAVAILABLE", `policy version ${latest.version} fails its checksum`);
     let policy: Policy;
     try {
@@ -91,6 +100,7 @@ export class PolicyService {
       throw pcError("PC_RBAC_POLICY_UNAVAILABLE", `policy version ${latest.version} does not validate`, e);
     }
     this.snapshot = { version: latest.version, csv: latest.csv, policy, enforcer: this.makeEnforcer(policy) };
+    this.snapshotDataVersion = dataVersion;
     return this.snapshot;
   }
 

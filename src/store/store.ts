@@ -38,6 +38,14 @@ export class Store {
     return new Store(openReadOnlyDatabase(join(dataDir, DB_FILE)));
   }
 
+  /**
+   * Changes whenever another connection (another process, an outside tool) commits to the
+   * database; commits through this connection leave it alone. Cheap enough per request.
+   */
+  dataVersion(): number {
+    return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }
