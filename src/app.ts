@@ -27,6 +27,7 @@ import {
   pkiPaths,
   PkiService,
   privateKeyPem,
+  renewalDue,
   spkiDer,
   writeProfile,
   writeServerCredentials,
@@ -245,9 +246,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   let creds = loadServerCredentials(opts.dataDir);
   const renewIfDue = (): boolean => {
-    const now = clock.now().getTime();
-    const life = creds.notAfter.getTime() - creds.notBefore.getTime();
-    if (now < creds.notBefore.getTime() + (life * 2) / 3) return false;
+    if (!renewalDue(creds.notBefore, creds.notAfter, clock.now())) return false;
     const key = newServerKey();
     const leaf = pki.issueServer(key.spki, systemActor);
     writeServerCredentials(opts.dataDir, key.keyPem, leaf.pem, pki.ca.intermediatePem);

@@ -2,7 +2,7 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseIdentity, type Clock } from "../core/index.js";
-import { generateKeyPair, privateKeyPem, spkiDer, type Actor, type PkiService } from "../pki/index.js";
+import { generateKeyPair, privateKeyPem, spkiDer, type Actor, type PkiService, renewalDue } from "../pki/index.js";
 import { readKeyFile, writeFileAtomic, writeKeyFile } from "../store/index.js";
 import { AUDIT_SIGNER } from "./format.js";
 import { AuditSigner } from "./signer.js";
@@ -69,8 +69,7 @@ export function renewAuditCredentialsIfDue(pki: PkiService, dataDir: string, clo
     // between the two writes): start over with a new pair.
     return issueAuditCredentials(pki, dataDir);
   }
-  const life = c.notAfter.getTime() - c.notBefore.getTime();
-  if (clock.now().getTime() < c.notBefore.getTime() + (life * 2) / 3) return undefined;
+  if (!renewalDue(c.notBefore, c.notAfter, clock.now())) return undefined;
   return issueAuditCredentials(pki, dataDir);
 }
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { identityToSpiffe, parseIdentity, pcError, resolveDataDir } from "../core/index.js";
-import { buildCsr, generateKeyPair, privateKeyPem, readProfile, writeProfile, type ClientProfile, type IssuedBundle } from "../pki/index.js";
+import { buildCsr, generateKeyPair, renewalDue, privateKeyPem, readProfile, writeProfile, type ClientProfile, type IssuedBundle } from "../pki/index.js";
 import { callJson, type TlsMaterial } from "./client.js";
 
 /** Where the profile comes from: --profile, PORTCULLIS_PROFILE, or the default data dir's admin profile. */
@@ -28,9 +28,9 @@ export class Session {
 
   renewalDue(now: Date): boolean {
     const x = new X509Certificate(this.profile.certificate);
-    const from = new Date(x.validFrom).getTime();
-    const to = new Date(x.validTo).getTime();
-    return now.getTime() >= from + ((to - from) * 2) / 3 && now.getTime() < to;
+    const to = new Date(x.validTo);
+    // An expired certificate cannot authenticate its own renewal.
+    return renewalDue(new Date(x.validFrom), to, now) && now < to;
   }
 
   call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -78,3 +78,9 @@ export function parseFingerprint(text: string): string {
   if (!m) throw pcError("PC_CLI_USAGE", "fingerprint must be SHA256:<64 hex digits>");
   return (m[1] as string).replace(/:/g, "").toLowerCase();
 }
+
+/** The renewal rule for every certificate portcullis holds: due once two thirds of its lifetime have passed. */
+export function renewalDue(notBefore: Date, notAfter: Date, now: Date): boolean {
+  const from = notBefore.getTime();
+  return now.getTime() >= from + ((notAfter.getTime() - from) * 2) / 3;
+}

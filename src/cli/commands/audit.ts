@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import type { Command } from "commander";
-import { formatIdentity, parseIdentity, pcError } from "../../core/index.js";
+import { formatIdentity, parseDuration, parseIdentity, pcError } from "../../core/index.js";
 import { formatVerifyReport, verifyBundleFile } from "../../audit/index.js";
 import { httpsStream } from "../client.js";
 import { tlsOf, type Session } from "../session.js";
@@ -11,11 +11,13 @@ type Open = () => Promise<Session>;
 
 /** Durations such as 1h or 30m before now, or an ISO 8601 time. */
 export function parseTimeArg(text: string, now = new Date()): string {
-  const m = /^([1-9][0-9]{0,6})(s|m|h|d)$/.exec(text.trim());
-  if (m) {
-    const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
-    return new Date(now.getTime() - Number(m[1]) * unit).toISOString();
+  let ago: number | undefined;
+  try {
+    ago = parseDuration(text, "time");
+  } catch {
+    ago = undefined; // not a duration: an ISO 8601 time, then
   }
+  if (ago !== undefined) return new Date(now.getTime() - ago).toISOString();
   const t = Date.parse(text);
   if (Number.isNaN(t)) throw pcError("PC_CLI_USAGE", `${JSON.stringify(text)} is neither a duration (1h) nor an ISO 8601 time`);
   return new Date(t).toISOString();
