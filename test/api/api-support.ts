@@ -3,7 +3,9 @@
  * CSR construction and reads of the access log.
  */
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { expect } from "vitest";
@@ -204,4 +206,28 @@ export function freePort(): Promise<number> {
       s.close(() => res(port));
     });
   });
+}
+
+/** `portcullis serve` as a real child process, with what it printed so far. */
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+}
+
+/** Starts `serve` on an initialised data dir and resolves once it says it is serving. */
+export async function spawnServe(dataDir: string): Promise<ServeProcess> {
+  const root = resolve(import.meta.dirname, "../..");
+  let out = "";
+  let err = "";
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "serve", "--data-dir", dataDir], {
+    cwd: root,
+    env: { ...process.env, PORTCULLIS_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+  const started = await waitFor(() => (out.includes("portcullis serving") ? true : child.exitCode !== null ? false : undefined), 20_000, "the server to start");
+  expect(started, `serve exited early: ${err}`).toBe(true);
+  return { child, stdout: () => out, stderr: () => err };
 }

@@ -4,10 +4,10 @@
  * --data-dir`, exit 0), every request that got an answer has its api.request entry, and
  * every namespace whose creation was answered 201 exists.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { initGateway, startGateway } from "../../src/app.js";
@@ -17,9 +17,8 @@ import { formatFingerprint, readProfile, type ClientProfile } from "../../src/pk
 import { runCli } from "../support/cli.js";
 import { tempDir } from "../support/gateway.js";
 import { execFileP } from "../support/tls-client.js";
-import { freePort, waitFor } from "./api-support.js";
+import { freePort, spawnServe, waitFor } from "./api-support.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const CLIENTS = 4;
 const RUN_MS = 1500;
 
@@ -71,17 +70,7 @@ describe("kill -9 while four clients write", () => {
   it("loses no answered request's entry, keeps every answered namespace, and the chain verifies", async () => {
     const [apiPort, bootPort] = [await freePort(), await freePort()];
     const init = initGateway({ dataDir, listen: `127.0.0.1:${apiPort}`, bootstrapListen: `127.0.0.1:${bootPort}` });
-    let stdout = "";
-    let stderr = "";
-    child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "serve", "--data-dir", dataDir], {
-      cwd: ROOT,
-      env: { ...process.env, PORTCULLIS_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    const started = await waitFor(() => (stdout.includes("portcullis serving") ? true : child?.exitCode !== null ? false : undefined), 20_000, "the server to start");
-    expect(started, `serve exited early: ${stderr}`).toBe(true);
+    child = (await spawnServe(dataDir)).child;
 
     const profile = readProfile(init.adminProfile);
     const answered: Answered[] = [];

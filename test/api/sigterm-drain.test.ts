@@ -3,18 +3,17 @@
  * flight finish (and records it), closes idle keep-alive connections, closes the
  * store (the WAL is checkpointed away) and exits 0, logging "stopped".
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initGateway } from "../../src/app.js";
 import { hashToken, readProfile } from "../../src/pki/index.js";
 import { tempDir } from "../support/gateway.js";
 import { tlsConnect } from "../support/tls-client.js";
-import { closedWithin, openKeepAlive, freePort, waitFor } from "./api-support.js";
+import { closedWithin, openKeepAlive, freePort, spawnServe, waitFor, type ServeProcess } from "./api-support.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 
 
 function exited(p: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -32,21 +31,13 @@ describe("serve drains on SIGTERM", () => {
   const tmp = tempDir();
   const dataDir = join(tmp.dir, "data");
   let child: ChildProcess | undefined;
-  let stdout = "";
-  let stderr = "";
+  let serve: ServeProcess;
 
   beforeAll(async () => {
     const [apiPort, bootPort] = [await freePort(), await freePort()];
     initGateway({ dataDir, listen: `127.0.0.1:${apiPort}`, bootstrapListen: `127.0.0.1:${bootPort}` });
-    child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "serve", "--data-dir", dataDir], {
-      cwd: ROOT,
-      env: { ...process.env, PORTCULLIS_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    await waitFor(() => (stdout.includes("portcullis serving") ? true : child?.exitCode !== null ? false : undefined), 20_000, "the server to start");
-    expect(child.exitCode, `serve exited early: ${stderr}`).toBeNull();
+    serve = await spawnServe(dataDir);
+    child = serve.child;
   });
 
   afterAll(() => {
@@ -80,7 +71,7 @@ describe("serve drains on SIGTERM", () => {
     // The idle connection is closed, while the request in flight keeps the process up.
     await closedWithin(idle, 3000);
     await new Promise((r) => setTimeout(r, 300));
-    expect(child?.exitCode, `exited before the in-flight request finished:\n${stdout}\n${stderr}`).toBeNull();
+    expect(child?.exitCode, `exited before the in-flight request finished:\n${serve.stdout()}\n${serve.stderr()}`).toBeNull();
     // New connections are no longer accepted.
     const late = await tlsConnect(api, { ...tls, servername: "localhost" });
     late.socket?.destroy();
@@ -93,11 +84,12 @@ describe("serve drains on SIGTERM", () => {
     expect(token.identity).toBe("user:drained");
 
     const { code, signal } = await exited(child as ChildProcess, 5000);
-    expect({ code, signal, stderr }).toMatchObject({ code: 0, signal: null });
+    expect({ code, signal, stderr: serve.stderr() }).toMatchObject({ code: 0, signal: null });
     expect(Date.now() - signalledAt).toBeLessThan(6000);
     await closedWithin(inflight, 2000);
 
-    const logs = stdout
+    const logs = serve
+      .stdout()
       .split("\n")
       .filter(Boolean)
       .map((l) => JSON.parse(l) as { msg?: string; signal?: string });
