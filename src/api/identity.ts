@@ -11,6 +11,8 @@ export interface Caller {
   readonly serial: string;
   readonly fingerprint: string;
   readonly notAfter: Date;
+  /** The client certificate (DER) presented on the connection: signed requests must be signed with its key. */
+  readonly certificateDer: Buffer;
 }
 
 const bySocket = new WeakMap<TLSSocket, Caller>();
@@ -40,6 +42,7 @@ export function callerOf(socket: TLSSocket, trustDomain: string): Caller {
     serial: info.serialHex,
     fingerprint: info.fingerprint,
     notAfter: info.notAfter,
+    certificateDer: Buffer.from(peer.raw),
   };
   bySocket.set(socket, caller);
   return caller;

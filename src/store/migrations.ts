@@ -156,6 +156,83 @@ export const MIGRATIONS: readonly Migration[] = [
       FROM audit_log;
     `,
   },
+  {
+    version: 4,
+    name: "nodes, signed deploy requests, deployments, revisions and replicas",
+    sql: `
+      CREATE TABLE nodes (
+        name         TEXT PRIMARY KEY,
+        endpoint     TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('active','draining')),
+        publish_host TEXT NOT NULL DEFAULT '127.0.0.1',
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT NOT NULL
+      );
+
+      -- Every accepted signed request: the replay guard (jti) and the evidence. Kept at
+      -- least until expires_at; rows that created a revision are kept for good.
+      CREATE TABLE deploy_requests (
+        jti          TEXT PRIMARY KEY,
+        requester    TEXT NOT NULL,
+        operation    TEXT NOT NULL CHECK (operation IN ('create','update','scale','delete')),
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        jws          TEXT NOT NULL,
+        jws_sha256   TEXT NOT NULL,
+        signer_cert  TEXT NOT NULL,
+        received_at  INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        result       TEXT
+      );
+      CREATE INDEX deploy_requests_expiry ON deploy_requests(expires_at);
+
+      CREATE TABLE deployments (
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        revision     INTEGER NOT NULL,
+        replicas     INTEGER NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('active','deleting')),
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+      );
+
+      CREATE TABLE deployment_revisions (
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        revision     INTEGER NOT NULL,
+        manifest     TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        image_id     TEXT NOT NULL,
+        runtime      TEXT NOT NULL,
+        jti          TEXT NOT NULL REFERENCES deploy_requests(jti),
+        requester    TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('pending','complete','failed','superseded')),
+        PRIMARY KEY (namespace, name, revision)
+      );
+
+      -- The replicas the gateway intends to run: written before a container is created,
+      -- so that after a crash the reconciler knows what to look for and where.
+      CREATE TABLE replicas (
+        container_name TEXT PRIMARY KEY,
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        revision     INTEGER NOT NULL,
+        ordinal      INTEGER NOT NULL,
+        node         TEXT NOT NULL,
+        container_id TEXT,
+        runtime      TEXT,
+        restarts     INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        UNIQUE (namespace, name, revision, ordinal)
+      );
+      CREATE INDEX replicas_node ON replicas(node);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

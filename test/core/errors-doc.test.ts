@@ -99,6 +99,7 @@ describe("docs/errors.md lists the error registry", () => {
       STORE: "Store",
       PKI: "PKI",
       RBAC: "RBAC",
+      DEPLOY: "Deploy",
       RUNTIME: "Runtime",
       AUDIT: "Audit",
       CLI: "CLI",

@@ -60,11 +60,11 @@ describe("the rule table", () => {
       store: ["core"],
       pki: ["core", "store"],
       rbac: ["core", "store"],
-      audit: ["core", "store", "pki"],
+      audit: ["core", "store", "pki", "deploy"],
       deploy: ["core", "store", "pki"],
       admission: ["core", "store", "deploy"],
       secrets: ["core", "store"],
-      runtime: ["core", "store", "secrets"],
+      runtime: ["core", "store", "secrets", "deploy"],
       monitoring: ["core", "store", "runtime"],
       api: [
         "core", "store", "pki", "rbac", "audit", "deploy", "admission", "secrets", "runtime", "monitoring",
