@@ -85,7 +85,11 @@ export interface DeployRequestClaims {
   readonly jti: string;
 }
 
-/** A signed request that passed every check up to, not including, the replay guard. */
+/**
+ * A signed request that passed every check: its form, header, signer, signature and
+ * claims (verifyDeployRequest), then its digest and manifest (checkManifest). The replay
+ * guard runs between the two.
+ */
 export interface VerifiedDeployRequest {
   readonly jws: string;
   readonly claims: DeployRequestClaims;
@@ -97,3 +101,9 @@ export interface VerifiedDeployRequest {
   /** Hex SHA-256 of the JWS text. */
   readonly jwsSha256: string;
 }
+
+/**
+ * A signed request after its form, header, signer, signature and claims were checked
+ * (verifyDeployRequest), before the replay guard and before its manifest is checked.
+ */
+export type AuthenticatedDeployRequest = Omit<VerifiedDeployRequest, "spec">;
