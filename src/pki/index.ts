@@ -8,3 +8,5 @@ export * from "./layout.js";
 export * from "./profile.js";
 export * from "./service.js";
 export { pemBlocks, toPem as derToPem } from "./der.js";
+export * from "./gateway-client.js";
+export * from "./node-certificate.js";

@@ -9,6 +9,9 @@ export function pkiPaths(dataDir: string) {
     intermediateKey: join(dataDir, "ca", "intermediate.key"),
     serverCert: join(dataDir, "server", "server.crt"),
     serverKey: join(dataDir, "server", "server.key"),
+    /** The gateway's client certificate (service:gateway) for TCP engines, and its key. */
+    gatewayClientCert: join(dataDir, "server", "gateway-client.crt"),
+    gatewayClientKey: join(dataDir, "server", "gateway-client.key"),
     adminProfile: join(dataDir, "admin.profile.json"),
     config: join(dataDir, "config.json"),
   };

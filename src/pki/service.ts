@@ -5,7 +5,7 @@ import type { AuditEvent, AuditSink, Clock, GatewayConfig, Identity } from "../c
 import { formatIdentity, identityToSpiffe, parseHostPort, parseIdentity, pcError, randomToken } from "../core/index.js";
 import type { CertificateRecord, Store } from "../store/index.js";
 import { readKeyFile, writeFileAtomic, writeKeyFile } from "../store/index.js";
-import { CertificateAuthority, type IssuedLeaf } from "./authority.js";
+import { CertificateAuthority, type IssuedLeaf, type LeafRequest } from "./authority.js";
 import type { SanEntry } from "./certificate.js";
 import { certificatesFromPem } from "./certificate-info.js";
 import { isRevocationReason, type RevocationReason } from "./crl.js";
@@ -161,6 +161,20 @@ export class PkiService {
     const id = formatIdentity(identity);
     this.store.transaction(() => {
       this.store.certificates.insert(this.record(leaf, id, identity.kind, "client"));
+      this.audit.record(this.event(actor, "pki.certificate_issued", "allowed", leaf.serialHex));
+    });
+    return this.bundle(id, leaf);
+  }
+
+  /**
+   * Issues a leaf from a request the caller has already validated, stores it and audits
+   * it in one transaction.
+   */
+  issueRecorded(req: LeafRequest, identity: Identity, profile: string, actor: Actor): IssuedBundle {
+    const leaf = this.ca.issueLeaf(req);
+    const id = formatIdentity(identity);
+    this.store.transaction(() => {
+      this.store.certificates.insert(this.record(leaf, id, identity.kind, profile));
       this.audit.record(this.event(actor, "pki.certificate_issued", "allowed", leaf.serialHex));
     });
     return this.bundle(id, leaf);

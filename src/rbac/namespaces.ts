@@ -1,12 +1,9 @@
 import type { AuditSink, Clock } from "../core/index.js";
-import { pcError } from "../core/index.js";
+import { labelsReason, pcError, sortedLabels } from "../core/index.js";
 import type { NamespaceRecord, Store } from "../store/index.js";
 
 /** A namespace name is a DNS label (RFC 1123), like a Kubernetes namespace. */
 export const NAMESPACE_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const LABEL_KEY_RE = /^(?:[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/;
-export const MAX_LABELS = 64;
 
 export function assertNamespaceName(name: string): string {
   if (typeof name !== "string" || !NAMESPACE_RE.test(name)) {
@@ -16,13 +13,9 @@ export function assertNamespaceName(name: string): string {
 }
 
 export function assertLabels(labels: Record<string, string>): Record<string, string> {
-  const entries = Object.entries(labels);
-  if (entries.length > MAX_LABELS) throw pcError("PC_RBAC_LABEL_INVALID", `at most ${MAX_LABELS} labels`);
-  for (const [k, v] of entries) {
-    if (!LABEL_KEY_RE.test(k)) throw pcError("PC_RBAC_LABEL_INVALID", `key ${JSON.stringify(k.slice(0, 70))}`);
-    if (typeof v !== "string" || !LABEL_VALUE_RE.test(v)) throw pcError("PC_RBAC_LABEL_INVALID", `value of ${k}`);
-  }
-  return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const reason = labelsReason(labels);
+  if (reason !== undefined) throw pcError("PC_RBAC_LABEL_INVALID", reason);
+  return sortedLabels(labels);
 }
 
 /** What else lives in a namespace; later domains report their deployments and secrets. */
