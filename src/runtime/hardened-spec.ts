@@ -3,12 +3,16 @@
  *
  * Restricts: the user (numeric, non-root uid and gid), the root filesystem (read-only),
  * capabilities (all dropped; only ALLOWED_CAPABILITIES may be added back), privilege
- * escalation (no-new-privileges; the engine's default seccomp profile is kept), host
- * namespaces (none shared; network "none" unless a named user network is given), host
- * paths (no binds, mounts or devices), resources (memory without swap, CPU, pids: all
+ * escalation (no-new-privileges; the engine's default seccomp profile is kept, never
+ * "unconfined"), host namespaces (none shared: IPC private, PID, UTS and user namespaces
+ * the container's own; network "none" unless a named user network is given), host paths
+ * (no binds, mounts or devices), resources (memory without swap, CPU, pids: all
  * required), writable space (only a tmpfs at /tmp: noexec, nosuid, nodev, bounded size),
- * the OCI runtime (runc, or runsc for the gVisor sandbox) and labels (the managed label
- * is always set and cannot be overridden).
+ * published ports (on DEFAULT_PUBLISH_HOST unless the node names another address; every
+ * interface only where the node allows it; see spec-ports.ts), the healthcheck, restarts
+ * (on failure, at most RESTART_POLICY.MaximumRetryCount times), logs (json-file, rotated
+ * and bounded: LOG_CONFIG), the OCI runtime (runc, or runsc for the gVisor sandbox) and
+ * labels (the managed label is always set and cannot be overridden).
  *
  * The input is checked in a fixed order, and the first problem is thrown as an error
  * whose detail names the field path and the reason. Fields it does not know are refused,
@@ -27,20 +31,48 @@
  */
 import type { ContainerCreateOptions } from "dockerode";
 import { specInvalid } from "./runtime-errors.js";
+import {
+  checkArgv,
+  checkCapAdd,
+  checkIntegerInRange,
+  checkKnownFields,
+  checkNetwork,
+  checkRuntime,
+  checkStringMap,
+  checkUser,
+  checkWorkingDir,
+  isPlainObject,
+  type RuntimeName,
+} from "./spec-checks.js";
+import {
+  checkHealthcheck,
+  checkPorts,
+  checkPublishHost,
+  type HealthcheckInput,
+  type PublishedPort,
+} from "./spec-ports.js";
+
+export {
+  ALLOWED_CAPABILITIES,
+  DEFAULT_NETWORK,
+  DEFAULT_RUNTIME,
+  RUNTIMES,
+  type RuntimeName,
+} from "./spec-checks.js";
 
 /** The label every container portcullis creates carries. */
 export const MANAGED_LABEL = "io.portcullis.managed";
 
-/** Capabilities that may be added back after dropping ALL. */
-export const ALLOWED_CAPABILITIES: readonly string[] = Object.freeze(["NET_BIND_SERVICE"]);
-
-/** OCI runtimes a container may run under: runc, or runsc (gVisor). */
-export const RUNTIMES = Object.freeze(["runc", "runsc"] as const);
-export type RuntimeName = (typeof RUNTIMES)[number];
-
-export const DEFAULT_RUNTIME: RuntimeName = "runsc";
-export const DEFAULT_NETWORK = "none";
 export const DEFAULT_TMPFS_BYTES = 64 * 1024 * 1024;
+
+/** A container that fails is restarted by its engine, a bounded number of times. */
+export const RESTART_POLICY = Object.freeze({ Name: "on-failure", MaximumRetryCount: 5 } as const);
+
+/** Logs stay on the engine, rotated: at most max-file files of max-size each. */
+export const LOG_CONFIG = Object.freeze({
+  Type: "json-file",
+  Config: Object.freeze({ "max-size": "10m", "max-file": "3" }),
+} as const);
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -56,9 +88,6 @@ export const LIMIT_BOUNDS = Object.freeze({
 /** What the gVisor sandbox itself needs inside the container's cgroups (see above). */
 export const RUNSC_OVERHEAD = Object.freeze({ pids: 128, minMemoryBytes: 32 * MiB });
 
-const MAX_UID = 2_147_483_647;
-const MAX_ARGS = 256;
-const MAX_ARG_BYTES = 64 * 1024;
 const MAX_LABELS = 64;
 const MAX_ENV = 128;
 
@@ -87,6 +116,13 @@ export interface HardenedContainerInput {
   readonly capAdd?: readonly string[];
   /** "none" (default) or the name of a user-defined network. */
   readonly network?: string;
+  /** Ports published on `publishHost`; they need a user-defined network. */
+  readonly ports?: readonly PublishedPort[];
+  /** The host address ports are published on; defaults to 127.0.0.1. */
+  readonly publishHost?: string;
+  /** Whether `publishHost` may be 0.0.0.0 or :: (a node setting); default false. */
+  readonly allowPublicBind?: boolean;
+  readonly healthcheck?: HealthcheckInput;
   readonly labels?: Readonly<Record<string, string>>;
   /** Plain configuration only: secrets are mounted as files, never passed as variables. */
   readonly env?: Readonly<Record<string, string>>;
@@ -96,126 +132,15 @@ export interface HardenedContainerInput {
 
 const INPUT_FIELDS = new Set([
   "image", "user", "limits", "cmd", "entrypoint", "runtime", "tmpfsBytes", "capAdd",
-  "network", "labels", "env", "workingDir", "name",
+  "network", "ports", "publishHost", "allowPublicBind", "healthcheck", "labels", "env",
+  "workingDir", "name",
 ]);
 const LIMIT_FIELDS = new Set(["memoryBytes", "nanoCpus", "pids"]);
 
 const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,511}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-const USER_RE = /^([0-9]{1,10}):([0-9]{1,10})$/;
-const FORBIDDEN_NETWORKS = new Set(["host", "bridge", "default"]);
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
-}
-
-function checkKnownFields(obj: Record<string, unknown>, known: Set<string>, prefix: string): void {
-  for (const key of Object.keys(obj)) {
-    if (!known.has(key)) throw specInvalid(`${prefix}${key}`, "unknown field");
-  }
-}
-
-function checkIntegerInRange(field: string, v: unknown, min: number, max: number): number {
-  if (v === undefined || v === null) throw specInvalid(field, "is required");
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw specInvalid(field, "must be an integer");
-  if (v < min || v > max) throw specInvalid(field, `must be between ${min} and ${max}`);
-  return v;
-}
-
-function checkArgv(field: string, v: unknown): string[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v)) throw specInvalid(field, "must be an array of strings");
-  if (v.length === 0) throw specInvalid(field, "must not be empty");
-  if (v.length > MAX_ARGS) throw specInvalid(field, `must have at most ${MAX_ARGS} elements`);
-  return v.map((arg: unknown, i) => {
-    if (typeof arg !== "string") throw specInvalid(`${field}[${i}]`, "must be a string");
-    if (arg.includes("\0")) throw specInvalid(`${field}[${i}]`, "must not contain NUL");
-    if (Buffer.byteLength(arg) > MAX_ARG_BYTES) throw specInvalid(`${field}[${i}]`, "is too long");
-    return arg;
-  });
-}
-
-function checkUser(v: unknown): string {
-  if (v === undefined || v === null || v === "") throw specInvalid("user", "is required");
-  if (typeof v !== "string") throw specInvalid("user", "must be a string");
-  if (/^root(:|$)/.test(v) || /^0+(:|$)/.test(v)) throw specInvalid("user", "must not be root");
-  const m = USER_RE.exec(v);
-  if (!m) throw specInvalid("user", "must be a numeric uid:gid");
-  const uid = Number(m[1]);
-  const gid = Number(m[2]);
-  if (gid === 0) throw specInvalid("user", "must not use the root group");
-  if (uid > MAX_UID || gid > MAX_UID) throw specInvalid("user", "is out of range");
-  return `${uid}:${gid}`;
-}
-
-function checkRuntime(v: unknown): RuntimeName {
-  if (v === undefined) return DEFAULT_RUNTIME;
-  if (typeof v !== "string" || !(RUNTIMES as readonly string[]).includes(v)) {
-    throw specInvalid("runtime", `must be one of ${RUNTIMES.join(", ")}`);
-  }
-  return v as RuntimeName;
-}
-
-function checkCapAdd(v: unknown): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v)) throw specInvalid("capAdd", "must be an array of strings");
-  const out: string[] = [];
-  v.forEach((cap: unknown, i) => {
-    if (typeof cap !== "string") throw specInvalid(`capAdd[${i}]`, "must be a string");
-    const name = cap.toUpperCase().replace(/^CAP_/, "");
-    if (!ALLOWED_CAPABILITIES.includes(name)) {
-      throw specInvalid(`capAdd[${i}]`, `capability ${JSON.stringify(cap)} is not allowed`);
-    }
-    if (!out.includes(name)) out.push(name);
-  });
-  return out;
-}
-
-function checkNetwork(v: unknown): string {
-  if (v === undefined) return DEFAULT_NETWORK;
-  if (typeof v !== "string") throw specInvalid("network", "must be a string");
-  if (v === "host" || v.startsWith("container:")) {
-    throw specInvalid("network", "must not share a host or container namespace");
-  }
-  if (FORBIDDEN_NETWORKS.has(v)) throw specInvalid("network", `network ${JSON.stringify(v)} is not allowed`);
-  if (!NETWORK_RE.test(v)) throw specInvalid("network", "must be \"none\" or a network name");
-  return v;
-}
-
-function checkStringMap(
-  field: string,
-  v: unknown,
-  max: number,
-  keyRe: RegExp,
-  maxValueBytes: number,
-): Record<string, string> {
-  if (v === undefined) return {};
-  if (!isPlainObject(v)) throw specInvalid(field, "must be an object of strings");
-  const keys = Object.keys(v);
-  if (keys.length > max) throw specInvalid(field, `must have at most ${max} entries`);
-  const out: Record<string, string> = {};
-  for (const key of keys) {
-    const value = v[key];
-    if (!keyRe.test(key)) throw specInvalid(`${field}.${key}`, "is not a valid name");
-    if (typeof value !== "string") throw specInvalid(`${field}.${key}`, "must be a string");
-    if (value.includes("\0")) throw specInvalid(`${field}.${key}`, "must not contain NUL");
-    if (Buffer.byteLength(value) > maxValueBytes) throw specInvalid(`${field}.${key}`, "is too long");
-    out[key] = value;
-  }
-  return out;
-}
-
-function checkWorkingDir(v: unknown): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== "string" || !v.startsWith("/") || v.includes("\0") || v.length > 4096) {
-    throw specInvalid("workingDir", "must be an absolute path");
-  }
-  if (v.split("/").includes("..")) throw specInvalid("workingDir", "must not contain \"..\"");
-  return v;
-}
 
 /**
  * Returns the create options for a hardened container, or throws if the input asks for
@@ -260,6 +185,9 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
   // privileges and isolation
   const capAdd = checkCapAdd(raw.capAdd);
   const network = checkNetwork(raw.network);
+  const publishHost = checkPublishHost(raw.publishHost, raw.allowPublicBind);
+  const ports = checkPorts(raw.ports, network, publishHost);
+  const healthcheck = checkHealthcheck(raw.healthcheck);
 
   // metadata and environment
   const labels = checkStringMap("labels", raw.labels, MAX_LABELS, LABEL_KEY_RE, 1024);
@@ -282,7 +210,8 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
     OpenStdin: false,
     AttachStdin: false,
     StdinOnce: false,
-    HostConfig: {
+    // CgroupnsMode is in the engine's API (1.41) but not in dockerode's types.
+    HostConfig: <NonNullable<ContainerCreateOptions["HostConfig"]>>{
       Runtime: runtime,
       Privileged: false,
       ReadonlyRootfs: true,
@@ -291,6 +220,11 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
       SecurityOpt: ["no-new-privileges:true"],
       NetworkMode: network,
       IpcMode: "private",
+      PidMode: "",
+      UTSMode: "",
+      UsernsMode: "",
+      // Its own cgroup namespace: the container does not see the host's cgroup tree.
+      CgroupnsMode: "private",
       Memory: memory,
       MemorySwap: memory,
       NanoCpus: nanoCpus,
@@ -299,15 +233,19 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
       Binds: [],
       Mounts: [],
       Devices: [],
+      PortBindings: ports?.portBindings ?? {},
       PublishAllPorts: false,
       Init: false,
       AutoRemove: false,
-      RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
+      RestartPolicy: { ...RESTART_POLICY },
+      LogConfig: { Type: LOG_CONFIG.Type, Config: { ...LOG_CONFIG.Config } },
     },
   };
   if (name !== undefined) spec.name = name;
   if (cmd !== undefined) spec.Cmd = cmd;
   if (entrypoint !== undefined) spec.Entrypoint = entrypoint;
   if (workingDir !== undefined) spec.WorkingDir = workingDir;
+  if (ports !== undefined) spec.ExposedPorts = ports.exposedPorts;
+  if (healthcheck !== undefined) spec.Healthcheck = healthcheck;
   return spec;
 }

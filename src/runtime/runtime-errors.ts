@@ -30,3 +30,8 @@ export function engineFailed(operation: string, internal: unknown): PortcullisEr
 export function containerTimedOut(timeoutMs: number): PortcullisError {
   return pcError(CONTAINER_TIMEOUT, `container did not exit within ${timeoutMs} ms`);
 }
+
+/** An image reference is malformed, or the image would run as root; `reason` says which. */
+export function imageInvalid(reason: string): PortcullisError {
+  return pcError("PC_RUNTIME_IMAGE_INVALID", reason);
+}

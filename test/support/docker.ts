@@ -133,9 +133,18 @@ export function newTestRun(): TestRun {
 
 export const BUSYBOX = "/bin/busybox";
 const APPLETS = [
-  "sh", "cat", "cp", "cut", "dmesg", "echo", "grep", "head", "id", "ls", "rm", "setpriv",
-  "sleep", "touch", "tr", "true",
+  "sh", "cat", "cp", "cut", "dmesg", "echo", "grep", "head", "httpd", "id", "ip", "ls", "nc",
+  "ping", "printf", "rm", "setpriv", "sleep", "timeout", "touch", "tr", "true", "wget",
 ];
+
+export interface BusyboxImageOptions {
+  /** The image's USER (none by default: the engine then runs it as root). */
+  readonly user?: string;
+  /** The image's CMD. */
+  readonly cmd?: readonly string[];
+  /** Distinguishes several images of one run: the tag's repository suffix. */
+  readonly variant?: string;
+}
 
 /**
  * Builds a minimal image from the static busybox: /bin/busybox plus applet links, /tmp
@@ -143,7 +152,11 @@ const APPLETS = [
  * to /scratch). Imported the way `docker import` does it (the engine's image-create-from-source
  * call), labelled with the run's labels; returns its tag.
  */
-export async function buildBusyboxImage(engine: DockerEngine, run: TestRun): Promise<string> {
+export async function buildBusyboxImage(
+  engine: DockerEngine,
+  run: TestRun,
+  options: BusyboxImageOptions = {},
+): Promise<string> {
   if (!existsSync(BUSYBOX)) {
     throw new Error(`${BUSYBOX} is missing; install busybox-static (scripts/install-deps.sh)`);
   }
@@ -158,7 +171,8 @@ export async function buildBusyboxImage(engine: DockerEngine, run: TestRun): Pro
     chmodSync(join(root, "bin", "busybox"), 0o755);
     for (const applet of APPLETS) symlinkSync("busybox", join(root, "bin", applet));
 
-    const tag = `portcullis-test/busybox:${run.id}`;
+    const variant = options.variant === undefined ? "" : `-${options.variant}`;
+    const tag = `portcullis-test/busybox${variant}:${run.id}`;
     const tar = spawn("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", "-", "."], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -166,7 +180,11 @@ export async function buildBusyboxImage(engine: DockerEngine, run: TestRun): Pro
     tar.stderr.on("data", (d: Buffer) => (tarErr += d.toString()));
     const tarExit = new Promise<number | null>((resolve) => tar.on("close", resolve));
     try {
-      await engine.importImage(tar.stdout, tag, run.labels);
+      const config = {
+        ...(options.user !== undefined ? { user: options.user } : {}),
+        ...(options.cmd !== undefined ? { cmd: options.cmd } : {}),
+      };
+      await engine.importImage(tar.stdout, tag, run.labels, config);
     } catch (e) {
       tar.kill();
       throw e;
@@ -179,8 +197,9 @@ export async function buildBusyboxImage(engine: DockerEngine, run: TestRun): Pro
   }
 }
 
-/** Removes every container of the run, then the run's image. */
-export async function cleanupTestRun(engine: DockerEngine, run: TestRun, image?: string): Promise<void> {
+/** Removes every container of the run, then its networks, then the run's images. */
+export async function cleanupTestRun(engine: DockerEngine, run: TestRun, ...images: (string | undefined)[]): Promise<void> {
   await engine.removeByLabel(run.selector);
-  if (image !== undefined) await engine.removeImage(image);
+  for (const network of await engine.listNetworks([run.selector])) await engine.removeNetwork(network.id);
+  for (const image of images) if (image !== undefined) await engine.removeImage(image);
 }
