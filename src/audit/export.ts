@@ -2,11 +2,14 @@ import { once } from "node:events";
 import { pcError } from "../core/index.js";
 import {
   BUNDLE_FORMAT,
+  DEPLOY_ACCEPTED_TYPE,
   matchesFilter,
+  signedRequestLine,
   ZERO_HASH,
   type AuditEntry,
   type AuditSource,
   type BundleLine,
+  type EntryDeploy,
   type ExportFilter,
 } from "./format.js";
 
@@ -18,6 +21,9 @@ import {
  * Within it, entries that match the filter are shown in full and every other entry is
  * shown sealed (head, body digest and links, no body), so a verifier can recompute the
  * whole chain and see from the heads that nothing matching the filter was left out.
+ * After the checkpoints come the signed deploy requests received in the filter's time
+ * bounds (and namespace) whose acceptance entry lies in the range: the evidence that an
+ * auditor re-verifies offline.
  */
 
 /** Where lines go: a writable stream (newline-terminated, backpressure respected) or a function (one line, no newline). */
@@ -43,6 +49,8 @@ export interface ExportSummary {
   /** Entries shown sealed. */
   readonly sealed: number;
   readonly checkpoints: number;
+  /** Signed deploy requests (evidence lines). */
+  readonly signedRequests: number;
 }
 
 /** The seq range an export covers; see docs/audit.md. */
@@ -52,6 +60,8 @@ export interface ExportRange {
 }
 
 const WRITE_CHUNK = 64 * 1024;
+/** How far a signed request's receipt may precede the entry of its acceptance. */
+const RECEIVED_SLACK_MS = 60_000;
 
 /** Buffers lines into chunks and writes them with backpressure. */
 class LineWriter {
@@ -158,10 +168,14 @@ export async function exportBundle(source: AuditSource, filter: ExportFilter, ou
   let entries = 0;
   let sealed = 0;
   let expected = from;
+  // The requests whose acceptance entries the bundle shows in full: each gets its
+  // signed request, and the verifier demands it. Deploys are few next to entries.
+  const accepted = new Set<string>();
   for (const e of source.entries(from, to)) {
     if (e.head.seq !== expected) throw pcError("PC_STORE_CORRUPT", `entry ${expected} is missing`);
     expected++;
     if (matchesFilter(e.head, f)) {
+      if (e.head.type === DEPLOY_ACCEPTED_TYPE && typeof e.body.target === "string") accepted.add(e.body.target);
       entries++;
       await w.line(JSON.stringify({ kind: "entry", entry: e }));
     } else {
@@ -177,12 +191,25 @@ export async function exportBundle(source: AuditSource, filter: ExportFilter, ou
     checkpoints++;
     await emit({ kind: "checkpoint", jws: c.jws });
   }
-  await emit({ kind: "end", entries, sealed, checkpoints });
+
+  let signedRequests = 0;
+  if (source.signedRequests && accepted.size > 0) {
+    // A request is received a moment before its acceptance entry is written: widen the
+    // window, then keep exactly the requests whose entries are shown.
+    const ms = (t: string | undefined, slack: number) => (t !== undefined ? Date.parse(t) + slack : undefined);
+    for (const r of source.signedRequests(ms(f.since, -RECEIVED_SLACK_MS), ms(f.until, RECEIVED_SLACK_MS), f.namespace)) {
+      if (!accepted.delete(r.jti)) continue;
+      signedRequests++;
+      await emit(signedRequestLine(r) as unknown as BundleLine);
+    }
+  }
+  if (accepted.size > 0) throw pcError("PC_STORE_CORRUPT", `the signed request of ${accepted.size} accepted deploy(s) is missing`);
+  await emit({ kind: "end", entries, sealed, checkpoints, signedRequests });
   await w.flush();
-  return { from, to, anchor, entries, sealed, checkpoints };
+  return { from, to, anchor, entries, sealed, checkpoints, signedRequests };
 }
 
-export const CSV_COLUMNS = ["seq", "time", "type", "outcome", "actor", "action", "resource", "namespace", "status", "source", "requestId", "reasons", "target"] as const;
+export const CSV_COLUMNS = ["seq", "time", "type", "outcome", "actor", "action", "resource", "namespace", "status", "source", "requestId", "reasons", "target", "deploy"] as const;
 
 export const CSV_NOT_VERIFIABLE =
   "# portcullis audit export (CSV) - NOT VERIFIABLE: for reading only; export --format jsonl for a bundle that `portcullis audit verify` can check";
@@ -196,6 +223,29 @@ export function csvCell(value: string | number | undefined): string {
   let s = String(value);
   if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+const short = (ref: string): string => (ref.startsWith("sha256:") ? `sha256:${ref.slice(7, 19)}` : ref.slice(0, 12));
+
+/**
+ * The short form of deploy facts for the CSV: `key=value` joined by `; `, digests cut to
+ * 12 hex digits, lists joined by `,`. For example
+ * `revision=3; jti=j-1; digest=sha256:9f86d081884c; runtime=runsc; actual=runsc,runsc; replicas=2; nodes=n1,n2`.
+ */
+export function deployCell(d: EntryDeploy | undefined): string | undefined {
+  if (d === undefined) return undefined;
+  const parts: string[] = [];
+  if (d.revision !== undefined) parts.push(`revision=${d.revision}`);
+  if (d.jti !== undefined) parts.push(`jti=${d.jti}`);
+  if (d.digest !== undefined) parts.push(`digest=${short(d.digest)}`);
+  if (d.imageId !== undefined) parts.push(`image=${short(d.imageId)}`);
+  if (d.runtime !== undefined) parts.push(`runtime=${d.runtime}`);
+  if (d.actualRuntimes !== undefined) parts.push(`actual=${d.actualRuntimes.join(",")}`);
+  if (d.replicas !== undefined) parts.push(`replicas=${d.replicas}`);
+  if (d.nodes !== undefined) parts.push(`nodes=${d.nodes.join(",")}`);
+  if (d.containers !== undefined) parts.push(`containers=${d.containers.join(",")}`);
+  if (d.decisionSha256 !== undefined) parts.push(`decision=${short(d.decisionSha256)}`);
+  return parts.join("; ");
 }
 
 function csvRow(e: AuditEntry): string {
@@ -215,6 +265,7 @@ function csvRow(e: AuditEntry): string {
     b.requestId,
     b.reasons?.join("; "),
     b.target ?? (b.targetHmac !== undefined ? `hmac:${b.targetHmac}` : undefined),
+    deployCell(b.deploy),
   ]
     .map(csvCell)
     .join(",");

@@ -58,10 +58,54 @@ export interface EntryBody {
   readonly targetHmac?: string;
   /** Only in the genesis entry (seq 0). */
   readonly genesis?: { readonly trustDomain: string; readonly caFingerprint: string };
+  /** The facts of a deploy: what references the decision record, the signed request and what ran. */
+  readonly deploy?: EntryDeploy;
+}
+
+/**
+ * The facts of a deploy in an entry's body. Every key is declared and optional; the
+ * verifier rejects any other key and any value of another type.
+ */
+export interface EntryDeploy {
+  /** The deployment revision (a positive integer). */
+  readonly revision?: number;
+  /** The `jti` of the signed deploy request. */
+  readonly jti?: string;
+  /** `sha256:<hex>` of the manifest as signed (RFC 8785 canonical JSON). */
+  readonly digest?: string;
+  /** The image id the revision runs, `sha256:<hex>`. */
+  readonly imageId?: string;
+  /** The runtime the spec asked for (`runsc` or `runc`). */
+  readonly runtime?: string;
+  /** The runtime of each created container, as its engine reported it after create. */
+  readonly actualRuntimes?: readonly string[];
+  /** The nodes the containers were placed on. */
+  readonly nodes?: readonly string[];
+  /** The names of the created containers. */
+  readonly containers?: readonly string[];
+  /** The number of replicas asked for (a non-negative integer). */
+  readonly replicas?: number;
+  /** Hex SHA-256 of the decision record's RFC 8785 canonical JSON. */
+  readonly decisionSha256?: string;
 }
 
 export const HEAD_FIELDS = ["v", "seq", "time", "type", "outcome", "actor", "action", "resource", "namespace"] as const;
-export const BODY_FIELDS = ["actorSerial", "source", "status", "reasons", "requestId", "bodySha256", "target", "targetHmac", "genesis"] as const;
+export const BODY_FIELDS = ["actorSerial", "source", "status", "reasons", "requestId", "bodySha256", "target", "targetHmac", "genesis", "deploy"] as const;
+/** The keys of `deploy`, in RFC 8785 order, each with the kind of value it holds. */
+export const DEPLOY_FIELDS = {
+  actualRuntimes: "strings",
+  containers: "strings",
+  decisionSha256: "string",
+  digest: "string",
+  imageId: "string",
+  jti: "string",
+  nodes: "strings",
+  replicas: "integer",
+  revision: "integer",
+  runtime: "string",
+} as const satisfies Record<keyof EntryDeploy, "string" | "strings" | "integer">;
+/** The audit entry type the deploy domain writes when it accepts a signed request (`target` = jti, `deploy.digest`). */
+export const DEPLOY_ACCEPTED_TYPE = "deploy.request_accepted";
 
 /** A full entry as stored and exported. */
 export interface AuditEntry {
@@ -97,6 +141,43 @@ function pick<T extends object>(o: T, fields: readonly string[]): T {
 
 const optStr = (v: unknown) => v === undefined || typeof v === "string";
 
+/** Does `v` have the declared kind of a `deploy` key? (Shared by the fast path and the verifier.) */
+export function deployValueOk(kind: "string" | "strings" | "integer", v: unknown): boolean {
+  if (kind === "string") return typeof v === "string";
+  if (kind === "integer") return Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== "string") return false;
+  return true;
+}
+
+/** A `deploy` object with only declared keys, each of its declared kind (undefined values aside). */
+export function plainDeploy(d: unknown): d is EntryDeploy {
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
+  for (const k of Object.keys(d)) {
+    const v = (d as Record<string, unknown>)[k];
+    if (v === undefined) continue;
+    if (!Object.hasOwn(DEPLOY_FIELDS, k) || !deployValueOk(DEPLOY_FIELDS[k as keyof EntryDeploy], v)) return false;
+  }
+  return true;
+}
+
+function strings(a: readonly string[]): string {
+  let s = "[";
+  for (let i = 0; i < a.length; i++) s += i === 0 ? q(a[i]) : `,${q(a[i])}`;
+  return `${s}]`;
+}
+
+/** `deploy`'s canonical JSON, for a `plainDeploy` object: keys in DEPLOY_FIELDS (sorted) order. */
+function canonicalDeploy(d: EntryDeploy): string {
+  let s = "";
+  for (const k of Object.keys(DEPLOY_FIELDS) as (keyof EntryDeploy)[]) {
+    const v = d[k];
+    if (v === undefined) continue;
+    s += `,${q(k)}:${typeof v === "string" ? q(v) : typeof v === "number" ? String(v) : strings(v)}`;
+  }
+  return s === "" ? "{}" : `{${s.slice(1)}}`;
+}
+
 /** A head whose declared fields have their declared types (what `canonicalSealed` writes directly). */
 function plainHead(h: EntryHead): boolean {
   return (
@@ -126,7 +207,7 @@ function plainBody(b: EntryBody): boolean {
     if (typeof g !== "object" || g === null || Array.isArray(g) || Object.keys(g).length !== 2) return false;
     if (!Object.hasOwn(g, "trustDomain") || !Object.hasOwn(g, "caFingerprint") || typeof g.trustDomain !== "string" || typeof g.caFingerprint !== "string") return false;
   }
-  return true;
+  return b.deploy === undefined || plainDeploy(b.deploy);
 }
 
 /**
@@ -157,12 +238,9 @@ export function canonicalBody(b: EntryBody): string {
   let s = "";
   if (b.actorSerial !== undefined) s += `,"actorSerial":${q(b.actorSerial)}`;
   if (b.bodySha256 !== undefined) s += `,"bodySha256":${q(b.bodySha256)}`;
+  if (b.deploy !== undefined) s += `,"deploy":${canonicalDeploy(b.deploy)}`;
   if (b.genesis !== undefined) s += `,"genesis":{"caFingerprint":${q(b.genesis.caFingerprint)},"trustDomain":${q(b.genesis.trustDomain)}}`;
-  if (b.reasons !== undefined) {
-    s += `,"reasons":[`;
-    for (let i = 0; i < b.reasons.length; i++) s += i === 0 ? q(b.reasons[i]) : `,${q(b.reasons[i])}`;
-    s += "]";
-  }
+  if (b.reasons !== undefined) s += `,"reasons":${strings(b.reasons)}`;
   if (b.requestId !== undefined) s += `,"requestId":${q(b.requestId)}`;
   if (b.source !== undefined) s += `,"source":${q(b.source)}`;
   if (b.status !== undefined) s += `,"status":${b.status}`;
@@ -230,7 +308,8 @@ export const AUDIT_SIGNER = "service:audit";
 
 /**
  * The export bundle: JSON Lines, one object per line, in this order:
- *   header, ca, then entries and sealed entries in seq order, checkpoints, end.
+ *   header, ca, then entries and sealed entries in seq order, checkpoints, signed
+ *   requests, end.
  */
 export const BUNDLE_FORMAT = "portcullis-audit-export/1";
 
@@ -260,7 +339,65 @@ export type BundleLine =
   | { readonly kind: "entry"; readonly entry: AuditEntry }
   | { readonly kind: "sealed"; readonly entry: SealedEntry }
   | { readonly kind: "checkpoint"; readonly jws: string }
-  | { readonly kind: "end"; readonly entries: number; readonly sealed: number; readonly checkpoints: number };
+  | SignedRequestLine
+  | { readonly kind: "end"; readonly entries: number; readonly sealed: number; readonly checkpoints: number; readonly signedRequests: number };
+
+export const SIGNED_REQUEST_KIND = "signed-request";
+
+/**
+ * The evidence of one accepted signed deploy request: the JWS exactly as received and
+ * the certificate that signed it, so that an auditor re-verifies the signature offline.
+ * Its acceptance entry (`deploy.request_accepted`, `target` = jti, `deploy.digest`) is in
+ * the bundle's range.
+ */
+export interface SignedRequestLine {
+  readonly kind: typeof SIGNED_REQUEST_KIND;
+  readonly jti: string;
+  /** The identity that signed, `user:alice`. */
+  readonly requester: string;
+  /** `create`, `update`, `scale` or `delete`. */
+  readonly operation: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** `sha256:<hex>` of the manifest as signed. */
+  readonly digest: string;
+  /** ISO 8601, UTC, milliseconds. */
+  readonly receivedAt: string;
+  /** The compact JWS as received. */
+  readonly jws: string;
+  /** The signing certificate, PEM. */
+  readonly signerCertificate: string;
+}
+
+/** An accepted signed request as a source holds it. */
+export interface SignedRequestRecord {
+  readonly jti: string;
+  readonly requester: string;
+  readonly operation: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly digest: string;
+  readonly jws: string;
+  readonly signerCertificatePem: string;
+  /** Milliseconds since the epoch. */
+  readonly receivedAt: number;
+}
+
+/** The bundle line of a signed request. */
+export function signedRequestLine(r: SignedRequestRecord): Record<string, string> {
+  return {
+    kind: SIGNED_REQUEST_KIND,
+    jti: r.jti,
+    requester: r.requester,
+    operation: r.operation,
+    namespace: r.namespace,
+    name: r.name,
+    digest: r.digest,
+    receivedAt: new Date(r.receivedAt).toISOString(),
+    jws: r.jws,
+    signerCertificate: r.signerCertificatePem,
+  };
+}
 
 /** Does an entry's head match the filter? Shared by export and verify. */
 export function matchesFilter(head: EntryHead, f: ExportFilter): boolean {
@@ -291,4 +428,10 @@ export interface AuditSource {
   checkpoints(from: number): Iterable<{ readonly seq: number; readonly jws: string }>;
   /** The first entry with time >= `time` (ISO), if any. */
   firstSeqAtOrAfter(time: string): number | undefined;
+  /**
+   * Accepted signed deploy requests with sinceMs <= receivedAt < untilMs (either bound
+   * open when undefined), of one namespace when given, in the order received. A source
+   * without deploy evidence leaves it out.
+   */
+  signedRequests?(sinceMs: number | undefined, untilMs: number | undefined, namespace: string | undefined): Iterable<SignedRequestRecord>;
 }

@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import type { AuditEvent, AuditSink, Clock } from "../core/index.js";
 import { pcError } from "../core/index.js";
-import type { AuditLogRow, Store } from "../store/index.js";
+import { DeployEvidenceRepo, type AuditLogRow, type Store } from "../store/index.js";
 import {
   ENTRY_VERSION,
   ZERO_HASH,
@@ -13,6 +13,7 @@ import {
   type AuditSource,
   type EntryBody,
   type EntryHead,
+  type SignedRequestRecord,
 } from "./format.js";
 import { entryParts, type EntryHeadParts } from "./redact.js";
 import { entryToRow, rowToEntry } from "./rows.js";
@@ -90,6 +91,7 @@ export class AuditLog implements AuditSink, AuditSource {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private evidence: DeployEvidenceRepo | undefined;
 
   constructor(
     private readonly store: Store,
@@ -240,6 +242,10 @@ export class AuditLog implements AuditSink, AuditSource {
 
   firstSeqAtOrAfter(time: string): number | undefined {
     return this.store.auditLog.firstSeqAtOrAfter(time);
+  }
+
+  signedRequests(sinceMs: number | undefined, untilMs: number | undefined, namespace: string | undefined): Iterable<SignedRequestRecord> {
+    return (this.evidence ??= new DeployEvidenceRepo(this.store.db)).receivedBetween(sinceMs, untilMs, namespace);
   }
 
   // --- internals ---

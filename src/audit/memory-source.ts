@@ -1,5 +1,5 @@
 import { pcError } from "../core/index.js";
-import { sealEntry, ZERO_HASH, type AuditEntry, type AuditSource, type EntryBody, type EntryHead } from "./format.js";
+import { sealEntry, ZERO_HASH, type AuditEntry, type AuditSource, type EntryBody, type EntryHead, type SignedRequestRecord } from "./format.js";
 
 /**
  * An AuditSource held in memory: for tests, and for offline tools that already hold a
@@ -8,6 +8,7 @@ import { sealEntry, ZERO_HASH, type AuditEntry, type AuditSource, type EntryBody
 export class MemoryAuditSource implements AuditSource {
   private readonly list: AuditEntry[] = [];
   private readonly cps: { readonly seq: number; readonly jws: string }[] = [];
+  private readonly requests: SignedRequestRecord[] = [];
 
   constructor(
     readonly trustDomain: string,
@@ -51,6 +52,17 @@ export class MemoryAuditSource implements AuditSource {
 
   *checkpoints(from: number): Iterable<{ readonly seq: number; readonly jws: string }> {
     for (const c of this.cps) if (c.seq >= from) yield c;
+  }
+
+  /** Keeps the evidence of an accepted signed request. */
+  addSignedRequest(r: SignedRequestRecord): void {
+    this.requests.push(r);
+  }
+
+  *signedRequests(sinceMs: number | undefined, untilMs: number | undefined, namespace: string | undefined): Iterable<SignedRequestRecord> {
+    const inWindow = (r: SignedRequestRecord) => (sinceMs === undefined || r.receivedAt >= sinceMs) && (untilMs === undefined || r.receivedAt < untilMs);
+    const sorted = [...this.requests].sort((a, b) => a.receivedAt - b.receivedAt || (a.jti < b.jti ? -1 : a.jti > b.jti ? 1 : 0));
+    for (const r of sorted) if (inWindow(r) && (namespace === undefined || r.namespace === namespace)) yield r;
   }
 
   firstSeqAtOrAfter(time: string): number | undefined {

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
-import type { AuditEvent } from "../core/index.js";
-import type { EntryBody, EntryHead, Outcome } from "./format.js";
+import type { AuditDeployFacts, AuditEvent } from "../core/index.js";
+import type { EntryBody, EntryDeploy, EntryHead, Outcome } from "./format.js";
 
 /**
  * Redaction by construction: an event becomes an entry by copying the declared fields
@@ -20,6 +20,7 @@ import type { EntryBody, EntryHead, Outcome } from "./format.js";
  *   bodySha256 (64 hex digits)        → body.bodySha256
  *   target                            → body.target
  *   matchOnly                         → body.targetHmac = hex HMAC-SHA256(log key, value)
+ *   deploy                            → body.deploy, key by key (see `deployFacts`); left out if no key survives
  */
 export type EntryHeadParts = Omit<EntryHead, "v" | "seq" | "time">;
 
@@ -31,6 +32,56 @@ export interface EntryParts {
 const OUTCOMES: ReadonlySet<string> = new Set<Outcome>(["allowed", "denied", "error"]);
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+const SHA256_REF = /^sha256:[0-9a-f]{64}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** Runtime names as engines report them (`runc`, `runsc`, `io.containerd.runc.v2`). */
+const RUNTIME_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function strs(v: unknown, ok: (s: string) => boolean = () => true): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: string[] = [];
+  for (const x of v as unknown[]) {
+    if (typeof x !== "string" || !ok(x)) return undefined;
+    out.push(x);
+  }
+  return out;
+}
+
+/**
+ * The deploy facts of an event, key by key, each checked for its type (and, for digests
+ * and runtime names, its form). A key with a value of another type is left out; keys
+ * that are not declared are never read.
+ *
+ *   revision        positive integer
+ *   jti, containers, nodes   string, strings
+ *   digest, imageId `sha256:<64 hex>`
+ *   runtime, actualRuntimes  runtime names (letters, digits, `.`, `_`, `-`)
+ *   replicas        non-negative integer
+ *   decisionSha256  64 hex digits
+ */
+export function deployFacts(d: AuditDeployFacts | undefined): EntryDeploy | undefined {
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return undefined;
+  const out: { -readonly [K in keyof EntryDeploy]: EntryDeploy[K] } = {};
+  if (Number.isSafeInteger(d.revision) && (d.revision as number) >= 1) out.revision = d.revision as number;
+  const jti = str(d.jti);
+  if (jti !== undefined) out.jti = jti;
+  const digest = str(d.digest);
+  if (digest !== undefined && SHA256_REF.test(digest)) out.digest = digest;
+  const imageId = str(d.imageId);
+  if (imageId !== undefined && SHA256_REF.test(imageId)) out.imageId = imageId;
+  const runtime = str(d.runtime);
+  if (runtime !== undefined && RUNTIME_NAME.test(runtime)) out.runtime = runtime;
+  const actual = strs(d.actualRuntimes, (s) => RUNTIME_NAME.test(s));
+  if (actual !== undefined) out.actualRuntimes = actual;
+  const nodes = strs(d.nodes);
+  if (nodes !== undefined) out.nodes = nodes;
+  const containers = strs(d.containers);
+  if (containers !== undefined) out.containers = containers;
+  if (Number.isSafeInteger(d.replicas) && (d.replicas as number) >= 0) out.replicas = d.replicas as number;
+  const decision = str(d.decisionSha256);
+  if (decision !== undefined && HEX64.test(decision)) out.decisionSha256 = decision;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
 
 /** Hex HMAC-SHA256 of an identifier under the log's key. */
 export function matchHmac(hmacKey: Buffer, value: string): string {
@@ -67,10 +118,12 @@ export function entryParts(event: AuditEvent, hmacKey: Buffer): EntryParts {
   const requestId = str(event.requestId);
   if (requestId !== undefined) body.requestId = requestId;
   const bodySha256 = str(event.bodySha256);
-  if (bodySha256 !== undefined && /^[0-9a-f]{64}$/.test(bodySha256)) body.bodySha256 = bodySha256;
+  if (bodySha256 !== undefined && HEX64.test(bodySha256)) body.bodySha256 = bodySha256;
   const target = str(event.target);
   if (target !== undefined) body.target = target;
   const matchOnly = str(event.matchOnly);
   if (matchOnly !== undefined) body.targetHmac = matchHmac(hmacKey, matchOnly);
+  const deploy = deployFacts(event.deploy);
+  if (deploy !== undefined) body.deploy = deploy;
   return { head, body };
 }

@@ -3,27 +3,19 @@ import { createReadStream } from "node:fs";
 import { pcError } from "../core/index.js";
 import { formatFingerprint, parseFingerprint } from "../pki/index.js";
 import { CheckpointVerifier, findRoot } from "./checkpoint-verify.js";
-import {
-  BODY_FIELDS,
-  BUNDLE_FORMAT,
-  canonicalBody,
-  chainHash,
-  sha256hex,
-  HEAD_FIELDS,
-  matchesFilter,
-  ZERO_HASH,
-  type AuditSource,
-  type EntryBody,
-  type EntryHead,
-  type ExportFilter,
-} from "./format.js";
+import { evidenceAnchorsPem, SignedRequestChecker } from "./verify-signed-requests.js";
+import { BUNDLE_FORMAT, canonicalBody, chainHash, matchesFilter, sha256hex, SIGNED_REQUEST_KIND, signedRequestLine, ZERO_HASH, type AuditSource, type EntryBody, type ExportFilter } from "./format.js";
+import { HashStore, HEX64, isObj, isSeq, isStr, parseHeader, validBody, validHead, type Header, type Obj } from "./verify-lines.js";
 
 /**
  * Offline verification of an export bundle (and, through the same checks, of the live
  * log). Streams: one pass over the lines; it keeps 32 bytes per entry of the range (the
  * hashes that checkpoints, which come after the entries, are compared with) and nothing
- * else. It stops at the first problem and names its seq. See docs/audit.md.
+ * else. It stops at the first problem and names its seq, or the jti of a signed request
+ * whose evidence does not verify. See docs/audit.md.
  */
+
+const str = JSON.stringify;
 
 export type VerifyErrorKind =
   | "parse"
@@ -40,7 +32,10 @@ export type VerifyErrorKind =
   | "untrusted signer"
   | "checkpoint mismatch"
   | "truncated"
-  | "uncovered";
+  | "uncovered"
+  | "bad signed request"
+  | "not in the chain"
+  | "missing signed request";
 
 export interface VerifyError {
   /** The first bad seq, when the problem is at an entry or a checkpoint. */
@@ -49,6 +44,8 @@ export interface VerifyError {
   readonly message: string;
   /** The bundle line (1-based) where it was found; absent for the live log. */
   readonly line?: number;
+  /** The jti of the signed-request line at fault, when it can be shown. */
+  readonly signedRequest?: string;
 }
 
 export interface VerifyReport {
@@ -67,6 +64,8 @@ export interface VerifyReport {
   /** True when the root was compared with a fingerprint the caller gave. */
   readonly rootPinned: boolean;
   readonly filter: ExportFilter | null;
+  /** Signed-request lines whose JWS and signer were re-verified. */
+  readonly signedRequests: number;
   readonly error?: VerifyError;
 }
 
@@ -75,94 +74,10 @@ export interface VerifyOptions {
   readonly caFingerprint?: string;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
-const OUTCOMES = new Set(["allowed", "denied", "error"]);
-const HEAD_KEYS = new Set<string>(HEAD_FIELDS);
-const BODY_KEYS = new Set<string>(BODY_FIELDS);
-const FILTER_KEYS = new Set(["since", "until", "actor", "action", "namespace", "outcome"]);
-const str = JSON.stringify;
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const isStr = (v: unknown): v is string => typeof v === "string";
-const optStr = (v: unknown) => v === undefined || typeof v === "string";
-const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-
-function validHead(h: unknown): h is EntryHead {
-  if (!isObj(h)) return false;
-  for (const k in h) if (!HEAD_KEYS.has(k)) return false;
-  return (
-    h.v === 1 &&
-    isSeq(h.seq) &&
-    isStr(h.time) &&
-    ISO_MS.test(h.time) &&
-    isStr(h.type) &&
-    isStr(h.outcome) &&
-    OUTCOMES.has(h.outcome) &&
-    isStr(h.actor) &&
-    optStr(h.action) &&
-    optStr(h.resource) &&
-    optStr(h.namespace)
-  );
-}
-
-function validBody(b: unknown): b is EntryBody {
-  if (!isObj(b)) return false;
-  for (const k in b) if (!BODY_KEYS.has(k)) return false;
-  if (!(optStr(b.actorSerial) && optStr(b.source) && optStr(b.requestId) && optStr(b.bodySha256) && optStr(b.target) && optStr(b.targetHmac))) return false;
-  if (b.status !== undefined && !Number.isSafeInteger(b.status)) return false;
-  if (b.reasons !== undefined && !(Array.isArray(b.reasons) && b.reasons.every(isStr))) return false;
-  if (b.genesis !== undefined) {
-    const g = b.genesis;
-    if (!isObj(g) || Object.keys(g).length !== 2 || !isStr(g.trustDomain) || !isStr(g.caFingerprint)) return false;
-  }
-  return true;
-}
-
-/** 32 bytes per entry, in chunks. */
-class HashStore {
-  private static readonly PER_CHUNK = 1 << 15;
-  private readonly chunks: Buffer[] = [];
-  set(i: number, hex: string): void {
-    const c = Math.floor(i / HashStore.PER_CHUNK);
-    while (this.chunks.length <= c) this.chunks.push(Buffer.allocUnsafe(32 * HashStore.PER_CHUNK));
-    (this.chunks[c] as Buffer).write(hex, (i % HashStore.PER_CHUNK) * 32, "hex");
-  }
-  get(i: number): string {
-    const off = (i % HashStore.PER_CHUNK) * 32;
-    return (this.chunks[Math.floor(i / HashStore.PER_CHUNK)] as Buffer).toString("hex", off, off + 32);
-  }
-}
-
 class Failure extends Error {
   constructor(readonly v: VerifyError) {
     super(v.message);
   }
-}
-
-interface Header {
-  readonly trustDomain: string;
-  readonly caFingerprint: string;
-  readonly filter: ExportFilter;
-  readonly from: number;
-  readonly to: number;
-  readonly anchor: { readonly seq: number; readonly hash: string };
-}
-
-function parseHeader(o: Obj): Header | string {
-  if (o.format !== BUNDLE_FORMAT) return `not a ${BUNDLE_FORMAT} bundle`;
-  if (!isStr(o.trustDomain) || o.trustDomain === "") return "header has no trust domain";
-  if (!isStr(o.caFingerprint) || !HEX64.test(o.caFingerprint)) return "header has no CA fingerprint";
-  if (!isStr(o.createdAt)) return "header has no creation time";
-  const f = o.filter;
-  if (!isObj(f) || Object.entries(f).some(([k, v]) => !FILTER_KEYS.has(k) || !isStr(v))) return "header filter is malformed";
-  if (f.outcome !== undefined && !OUTCOMES.has(f.outcome as string)) return "header filter is malformed";
-  const r = o.range;
-  if (!isObj(r) || !isSeq(r.from) || !isSeq(r.to) || r.from > r.to) return "header range is malformed";
-  const a = o.anchor;
-  if (!isObj(a) || !Number.isSafeInteger(a.seq) || !isStr(a.hash) || !HEX64.test(a.hash)) return "header anchor is malformed";
-  return { trustDomain: o.trustDomain, caFingerprint: o.caFingerprint, filter: f as ExportFilter, from: r.from, to: r.to, anchor: { seq: a.seq as number, hash: a.hash } };
 }
 
 /**
@@ -170,7 +85,7 @@ function parseHeader(o: Obj): Header | string {
  * checkpoints, end. Feed it parsed lines with `push`, then call `finish`.
  */
 export class BundleVerifier {
-  private phase: "header" | "ca" | "entries" | "checkpoints" | "end" = "header";
+  private phase: "header" | "ca" | "entries" | "checkpoints" | "signed-requests" | "end" = "header";
   private line = 0;
   private header: Header | undefined;
   private checkpointVerifier: CheckpointVerifier | undefined;
@@ -185,6 +100,8 @@ export class BundleVerifier {
   private sealed = 0;
   private checkpoints = 0;
   private lastCheckpoint: number | null = null;
+  private signedRequests: SignedRequestChecker | undefined;
+  private signedChecked = 0;
   private error: VerifyError | undefined;
 
   constructor(opts: VerifyOptions = {}) {
@@ -257,7 +174,15 @@ export class BundleVerifier {
         if (kind === "checkpoint") return this.onCheckpoint(o);
         if (kind === "end") return this.onEnd(o);
         if (kind === "entry" || kind === "sealed") this.fail("format", null, `line ${this.line}: an entry after the checkpoints`);
+        if (kind === SIGNED_REQUEST_KIND) {
+          this.phase = "signed-requests";
+          return this.onSignedRequest(o);
+        }
         return this.fail("format", null, `line ${this.line}: unexpected ${str(kind).slice(0, 40)} line`);
+      case "signed-requests":
+        if (kind === SIGNED_REQUEST_KIND) return this.onSignedRequest(o);
+        if (kind === "end") return this.onEnd(o);
+        return this.fail("format", null, `line ${this.line}: unexpected ${str(kind).slice(0, 40)} line after the signed requests`);
       case "end":
         return this.fail("format", null, `line ${this.line}: content after the end line`);
     }
@@ -292,6 +217,7 @@ export class BundleVerifier {
       this.fail("untrusted CA", null, `the bundle's root CA ${formatFingerprint(root.fingerprint)} is not the pinned ${formatFingerprint(this.pinned)}`);
     }
     this.checkpointVerifier = new CheckpointVerifier(root.cert, h.trustDomain);
+    this.signedRequests = new SignedRequestChecker({ rootCertificatesPem: evidenceAnchorsPem(root.cert, certs), trustDomain: h.trustDomain }, h.filter);
     this.phase = "entries";
   }
 
@@ -342,6 +268,7 @@ export class BundleVerifier {
     if (!full && matches) this.fail("hidden entry", seq, "a sealed (hidden) entry matches the filter");
     if (full) this.entries++;
     else this.sealed++;
+    (this.signedRequests as SignedRequestChecker).noteEntry(head, full ? (e.body as EntryBody) : undefined);
     this.hashes.set(seq - h.from, hash);
     this.prevHash = hash;
     this.lastSeq = seq;
@@ -380,8 +307,16 @@ export class BundleVerifier {
     this.checkpoints++;
   }
 
+  private onSignedRequest(o: Obj): void {
+    const r = (this.signedRequests as SignedRequestChecker).check(o);
+    if (!r.ok) throw new Failure({ seq: null, kind: r.kind, message: r.message, line: this.line, ...(r.jti !== null ? { signedRequest: r.jti } : {}) });
+    this.signedChecked++;
+  }
+
   private onEnd(o: Obj): void {
-    if (o.entries !== this.entries || o.sealed !== this.sealed || o.checkpoints !== this.checkpoints) {
+    // Bundles written before signed-request lines existed have no count: they hold none.
+    const signed = o.signedRequests === undefined ? 0 : o.signedRequests;
+    if (o.entries !== this.entries || o.sealed !== this.sealed || o.checkpoints !== this.checkpoints || signed !== this.signedChecked) {
       this.fail("format", null, "the end line's counts do not match the bundle");
     }
     this.phase = "end";
@@ -393,6 +328,10 @@ export class BundleVerifier {
       try {
         if (this.phase === "entries") this.endEntries();
         if (this.phase !== "end") this.fail("truncated", this.lastSeq >= 0 ? this.lastSeq + 1 : null, "the bundle ends before its end line");
+        const missing = this.signedRequests?.missing();
+        if (missing !== undefined) {
+          this.fail("missing signed request", missing.seq, "an accepted deploy request shown in the bundle comes without its signed request");
+        }
         if (this.lastCheckpoint === null || this.lastCheckpoint < this.lastSeq) {
           const first = this.lastCheckpoint !== null ? this.lastCheckpoint + 1 : (this.header as Header).from;
           this.fail("uncovered", first, `entries after the last checkpoint that no checkpoint covers (seq ${first}..${this.lastSeq})`);
@@ -413,6 +352,7 @@ export class BundleVerifier {
       rootFingerprint: this.rootFingerprint,
       rootPinned: this.pinned !== undefined,
       filter: this.header?.filter ?? null,
+      signedRequests: this.signedChecked,
       ...(this.error ? { error: this.error } : {}),
     };
   }
@@ -421,6 +361,8 @@ export class BundleVerifier {
 function isAsync<T>(x: AsyncIterable<T> | Iterable<T>): x is AsyncIterable<T> {
   return typeof (x as AsyncIterable<T>)[Symbol.asyncIterator] === "function";
 }
+
+export { formatVerifyReport } from "./verify-report.js";
 
 /** Verifies a bundle given as lines (without their newlines). */
 export async function verifyBundle(lines: AsyncIterable<string> | Iterable<string>, opts: VerifyOptions = {}): Promise<VerifyReport> {
@@ -536,30 +478,11 @@ export async function verifySource(source: AuditSource, opts: VerifySourceOption
     checkpoints++;
     if (!(await feed({ kind: "checkpoint", jws: c.jws }))) return v.finish();
   }
-  await feed({ kind: "end", entries, sealed: 0, checkpoints });
+  let signedRequests = 0;
+  for (const r of source.signedRequests?.(undefined, undefined, undefined) ?? []) {
+    signedRequests++;
+    if (!(await feed(signedRequestLine(r)))) return v.finish();
+  }
+  await feed({ kind: "end", entries, sealed: 0, checkpoints, signedRequests });
   return v.finish();
-}
-
-const filterText = (f: ExportFilter): string => {
-  const parts = Object.entries(f).map(([k, v]) => `${k}=${String(v)}`);
-  return parts.length > 0 ? parts.join(" ") : "none (every entry shown)";
-};
-
-/** What `audit verify` prints. */
-export function formatVerifyReport(r: VerifyReport): string {
-  const lines: string[] = [];
-  if (r.ok) {
-    lines.push(`ok: ${r.entries} entries, seq ${r.from}..${r.to}, last checkpoint at seq ${r.lastCheckpoint}`);
-    if (r.sealed > 0) lines.push(`  ${r.sealed} other entries of the range are sealed; none of them matches the filter`);
-  } else {
-    const e = r.error as VerifyError;
-    lines.push(`${e.seq !== null ? `FAIL at seq ${e.seq}` : e.line !== undefined ? `FAIL at line ${e.line}` : "FAIL"}: ${e.kind}: ${e.message}`);
-  }
-  if (r.filter) lines.push(`  filter: ${filterText(r.filter)}`);
-  if (r.rootFingerprint) {
-    lines.push(
-      `  root CA: ${formatFingerprint(r.rootFingerprint)}${r.rootPinned ? " (pinned)" : " (not pinned: compare it with the fingerprint you trust, or pass --ca-fingerprint)"}`,
-    );
-  }
-  return lines.join("\n");
 }

@@ -5,6 +5,34 @@
  */
 export type AuditOutcome = "allowed" | "denied" | "error";
 
+/**
+ * The facts of a deploy that an audit entry references: enough to find the decision
+ * record, the signed request and what actually ran. Every key is optional; an event
+ * carries the ones it knows.
+ */
+export interface AuditDeployFacts {
+  /** The deployment revision the event is about (a positive integer). */
+  readonly revision?: number | undefined;
+  /** The `jti` of the signed deploy request. */
+  readonly jti?: string | undefined;
+  /** `sha256:<hex>` of the manifest as signed (RFC 8785 canonical JSON). */
+  readonly digest?: string | undefined;
+  /** The image id the revision runs, `sha256:<hex>`, as the engine resolved it. */
+  readonly imageId?: string | undefined;
+  /** The runtime the spec asked for: `runsc` (sandboxed) or `runc`. */
+  readonly runtime?: string | undefined;
+  /** The runtime of each created container, read back from its engine after create. */
+  readonly actualRuntimes?: readonly string[] | undefined;
+  /** The nodes the containers were placed on. */
+  readonly nodes?: readonly string[] | undefined;
+  /** The names of the containers created. */
+  readonly containers?: readonly string[] | undefined;
+  /** The number of replicas asked for. */
+  readonly replicas?: number | undefined;
+  /** Hex SHA-256 of the decision record's RFC 8785 canonical JSON. */
+  readonly decisionSha256?: string | undefined;
+}
+
 export interface AuditEvent {
   /** What happened, e.g. `api.request`, `tls.handshake_refused`, `pki.certificate_issued`. */
   readonly type: string;
@@ -31,6 +59,8 @@ export interface AuditEvent {
    * log's key, never as itself.
    */
   readonly matchOnly?: string | undefined;
+  /** The facts of a deploy (revision, request, digests, placement, runtimes). */
+  readonly deploy?: AuditDeployFacts | undefined;
 }
 
 export interface AuditSink {

@@ -122,7 +122,7 @@ describe("audit export over the API", () => {
     const lines = linesOf(r.text);
     expect(lines[0]).toBe(CSV_NOT_VERIFIABLE);
     expect(lines[0]).toContain("NOT VERIFIABLE");
-    expect(lines[1]).toBe("seq,time,type,outcome,actor,action,resource,namespace,status,source,requestId,reasons,target");
+    expect(lines[1]).toBe("seq,time,type,outcome,actor,action,resource,namespace,status,source,requestId,reasons,target,deploy");
     expect(lines.length).toBeGreaterThan(2);
     for (const l of lines.slice(2)) expect(l.split(",")[3]).toBe("denied");
     const report = await verifyBundle(lines);

@@ -40,7 +40,7 @@ describe("exportBundle", () => {
     const header = parse(lines[0] as string);
     expect(header).toMatchObject({ format: "portcullis-audit-export/1", trustDomain: TD, caFingerprint: log.pki.ca.rootFingerprint, range: { from: 0, to: 4999 }, anchor: { seq: -1, hash: ZERO_HASH } });
     expect(parse(lines[1] as string).certificates).toEqual(log.source.caChainPem());
-    expect(parse(lines.at(-1) as string)).toEqual({ kind: "end", entries: 5000, sealed: 0, checkpoints: 5 });
+    expect(parse(lines.at(-1) as string)).toEqual({ kind: "end", entries: 5000, sealed: 0, checkpoints: 5, signedRequests: 0 });
   });
 
   it("covers the last hour of denied requests from the first entry since to the checkpoint after until", async () => {
@@ -219,9 +219,9 @@ describe("exportCsv", () => {
     expect(chunks[0]).toBe(CSV_NOT_VERIFIABLE);
     expect(chunks[0]).toMatch(/^# .*NOT VERIFIABLE/);
     expect(chunks[1]).toBe(CSV_COLUMNS.join(","));
-    expect(chunks[1]).toBe("seq,time,type,outcome,actor,action,resource,namespace,status,source,requestId,reasons,target");
-    expect(chunks[2]).toBe(`1,${t(1)},api.request,denied,user:alice,POST /v1/deploys,deployments,team-a,403,10.0.0.1:5000,r1,"rbac: no rule, ""deploy""; =HYPERLINK(""http://x"")",'+cmd`);
-    expect(chunks[3]).toBe(`2,${t(2)},api.request,allowed,user:bob,GET /v1/whoami,,,200,,"'-r2\nx",,'@SUM(A1)`);
+    expect(chunks[1]).toBe("seq,time,type,outcome,actor,action,resource,namespace,status,source,requestId,reasons,target,deploy");
+    expect(chunks[2]).toBe(`1,${t(1)},api.request,denied,user:alice,POST /v1/deploys,deployments,team-a,403,10.0.0.1:5000,r1,"rbac: no rule, ""deploy""; =HYPERLINK(""http://x"")",'+cmd,`);
+    expect(chunks[3]).toBe(`2,${t(2)},api.request,allowed,user:bob,GET /v1/whoami,,,200,,"'-r2\nx",,'@SUM(A1),`);
     const denied: string[] = [];
     expect((await exportCsv(src, { outcome: "denied" }, (l) => void denied.push(l))).rows).toBe(1);
     // A stream gets newline-terminated lines.

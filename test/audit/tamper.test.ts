@@ -70,7 +70,7 @@ describe("offline verify catches tampering", () => {
   it("accepts the untouched bundle", async () => {
     const r = await verify(lines, log.pki.ca.rootFingerprint);
     expect(r).toMatchObject({ ok: true, entries: 3000, sealed: 0, from: 0, to: 2999, lastCheckpoint: 2999, checkpoints: 3 });
-    expect(formatVerifyReport(r).split("\n")[0]).toBe("ok: 3000 entries, seq 0..2999, last checkpoint at seq 2999");
+    expect(formatVerifyReport(r).split("\n")[0]).toBe("ok: 3000 entries, seq 0..2999, last checkpoint at seq 2999, 0 signed requests");
   });
 
   it("one field edited: hash mismatch at that seq", async () => {

@@ -33,7 +33,26 @@ describe("the fast canonical forms (format.ts, shared by append and verify)", ()
     for (let i = 0; i < 2000; i++) {
       const { head, body } = entryFor(rand, new Date(1_700_000_000_000 + i).toISOString());
       const h: EntryHead = { ...head, v: 1, seq: i, ...(i % 7 === 0 ? { actor: odd[i % odd.length] as string, resource: odd[(i + 1) % odd.length] as string } : {}) };
-      const b: EntryBody = i % 11 === 0 ? { ...body, reasons: odd, genesis: { trustDomain: TD, caFingerprint: "ab".repeat(32) } } : body;
+      const deploy = {
+        revision: i,
+        jti: odd[i % odd.length] as string,
+        digest: `sha256:${"f".repeat(64)}`,
+        runtime: "runsc",
+        actualRuntimes: i % 2 === 0 ? ["runsc", "runc"] : [],
+        nodes: odd.slice(0, i % 4),
+        containers: ["web-0", "web-1"],
+        replicas: i % 5,
+        imageId: `sha256:${"a".repeat(64)}`,
+        decisionSha256: "b".repeat(64),
+      };
+      const b: EntryBody =
+        i % 11 === 0
+          ? { ...body, reasons: odd, genesis: { trustDomain: TD, caFingerprint: "ab".repeat(32) } }
+          : i % 3 === 0
+            ? { ...body, deploy }
+            : i % 3 === 1
+              ? { ...body, deploy: { digest: deploy.digest, revision: undefined, replicas: 0 } }
+              : body;
       expect(canonicalSealed(h, "c".repeat(64), "d".repeat(64))).toBe(canonicalize(sealedForm(h, "c".repeat(64), "d".repeat(64))));
       expect(canonicalBody(b)).toBe(canonicalize(b));
     }
@@ -41,7 +60,7 @@ describe("the fast canonical forms (format.ts, shared by append and verify)", ()
 
   it("fall back to the generic canonical JSON for fields that do not have their declared types", () => {
     const declared = (o: Record<string, unknown>, keys: readonly string[]) => Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
-    const bodyKeys = ["actorSerial", "source", "status", "reasons", "requestId", "bodySha256", "target", "targetHmac", "genesis"];
+    const bodyKeys = ["actorSerial", "source", "status", "reasons", "requestId", "bodySha256", "target", "targetHmac", "genesis", "deploy"];
     const bodies: Record<string, unknown>[] = [
       {},
       { status: "200" },
@@ -54,8 +73,17 @@ describe("the fast canonical forms (format.ts, shared by append and verify)", ()
       { genesis: { trustDomain: TD } },
       { genesis: [TD] },
       { requestId: { nested: [1, "x"] }, source: "s" },
+      { deploy: { revision: "3" } },
+      { deploy: { revision: 1.5, jti: "j" } },
+      { deploy: { replicas: -1 } },
+      { deploy: { actualRuntimes: ["runsc", 1] } },
+      { deploy: { nodes: "n1" } },
+      { deploy: { jti: "j", manifest: { env: { TOKEN: "x" } } } },
+      { deploy: ["runsc"] },
+      { deploy: null },
+      { deploy: {} },
     ];
-    for (const b of bodies) expect(canonicalBody(b as EntryBody)).toBe(canonicalize(declared(b, bodyKeys)));
+    for (const b of bodies) expect(canonicalBody(b as EntryBody), JSON.stringify(b)).toBe(canonicalize(declared(b, bodyKeys)));
     const base = { v: 1, seq: 3, time: "2026-01-01T00:00:00.000Z", type: "api.request", outcome: "allowed", actor: "user:a" };
     const heads: Record<string, unknown>[] = [{ ...base, seq: 2.5 }, { ...base, v: 2 }, { ...base, action: 5 }, { ...base, resource: null }, { ...base, extra: "dropped", namespace: "ns" }];
     for (const h of heads) {
@@ -73,7 +101,7 @@ describe("verifyBundle", () => {
       expect(r.rootPinned).toBe(true);
     }
     expect(formatVerifyReport(await verifyBundle(lines, { caFingerprint: fp }))).toBe(
-      ["ok: 1500 entries, seq 0..1499, last checkpoint at seq 1499", "  filter: none (every entry shown)", `  root CA: SHA256:${fp} (pinned)`].join("\n"),
+      ["ok: 1500 entries, seq 0..1499, last checkpoint at seq 1499, 0 signed requests", "  filter: none (every entry shown)", `  root CA: SHA256:${fp} (pinned)`].join("\n"),
     );
   });
 

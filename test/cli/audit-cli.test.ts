@@ -12,8 +12,10 @@ import { formatFingerprint, writeProfile } from "../../src/pki/index.js";
 import { call } from "../api/rbac-support.js";
 import { runCli } from "../support/cli.js";
 import { startTestGateway, tempDir, type TestGateway } from "../support/gateway.js";
+import { buildDeployLog, JTI_BOB } from "../audit/signed-request-support.js";
+import { exportLines } from "../audit/support.js";
 
-const OK = /^ok: (\d+) entries, seq (\d+)\.\.(\d+), last checkpoint at seq (\d+)$/m;
+const OK = /^ok: (\d+) entries, seq (\d+)\.\.(\d+), last checkpoint at seq (\d+), (\d+) signed requests$/m;
 
 describe("auditor walkthrough: audit export, then audit verify offline", () => {
   let t: TestGateway;
@@ -88,8 +90,9 @@ describe("auditor walkthrough: audit export, then audit verify offline", () => {
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     const m = OK.exec(ok.stdout);
     expect(m, ok.stdout).not.toBeNull();
-    const [n, from, to, last] = (m as RegExpExecArray).slice(1).map(Number);
+    const [n, from, to, last, signed] = (m as RegExpExecArray).slice(1).map(Number);
     expect(n).toBe(entryLines.length);
+    expect(signed).toBe(0); // no deploys in this log
     expect(from).toBe(0); // the log is younger than an hour
     expect(to).toBe(last);
     expect(to).toBeGreaterThanOrEqual(Math.max(...entryLines.map((x) => x.o.entry?.head.seq as number)));
@@ -112,5 +115,29 @@ describe("auditor walkthrough: audit export, then audit verify offline", () => {
     expect(from).toBe(0);
     expect(to).toBe(last);
     expect(n).toBe((to as number) + 1);
+  });
+});
+
+describe("audit verify FILE with signed deploy requests (offline, real CLI process)", () => {
+  const dir = tempDir("portcullis-signed-");
+  afterAll(() => dir.cleanup());
+
+  it("counts the re-verified signed requests; a bad one fails with exit 1 at its jti", async () => {
+    const d = await buildDeployLog();
+    const lines = await exportLines(d.source);
+    const good = join(dir.dir, "good.jsonl");
+    writeFileSync(good, `${lines.join("\n")}\n`);
+    const i = lines.findIndex((l) => (JSON.parse(l) as { jti?: string }).jti === JTI_BOB);
+    const bad = join(dir.dir, "bad.jsonl");
+    const swapped = { ...(JSON.parse(lines[i] as string) as Record<string, unknown>), signerCertificate: d.alice.certPem };
+    writeFileSync(bad, `${[...lines.slice(0, i), JSON.stringify(swapped), ...lines.slice(i + 1)].join("\n")}\n`);
+    const fp = formatFingerprint(d.pki.ca.rootFingerprint);
+    const env = { env: { PORTCULLIS_PROFILE: join(dir.dir, "no-such.profile.json"), PORTCULLIS_DATA_DIR: join(dir.dir, "no-such-dir") } };
+    const [ok, fail] = await Promise.all([runCli(["audit", "verify", good, "--ca-fingerprint", fp], env), runCli(["audit", "verify", bad, "--ca-fingerprint", fp], env)]);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(OK.exec(ok.stdout)?.slice(1).map(Number)).toEqual([6, 0, 5, 5, 2]);
+    expect(fail.code, fail.stdout + fail.stderr).toBe(1);
+    expect(fail.stdout).toMatch(new RegExp(`^FAIL at signed-request ${JTI_BOB}: bad signed request: .*the signer certificate is not the one the header names$`, "m"));
+    expect(fail.stdout).not.toMatch(/^ok:/m);
   });
 });
