@@ -12,6 +12,7 @@ import {
   bootstrapTlsOptions,
   buildServer,
   RevocationEnforcer,
+  DeployPipeline,
   tlsServerOf,
   type Authorizer,
   type RouteContext,
@@ -22,7 +23,9 @@ import {
   certificatesFromPem,
   CertificateAuthority,
   derToPem,
+  ensureGatewayClientCredentials,
   generateKeyPair,
+  issueGatewayClientCredentials,
   newServerKey,
   pkiPaths,
   PkiService,
@@ -34,7 +37,8 @@ import {
   type Actor,
 } from "./pki/index.js";
 import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
-import { DockerEngine } from "./runtime/index.js";
+import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler } from "./runtime/index.js";
+import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
 
 /**
@@ -120,6 +124,8 @@ export function initGateway(opts: InitOptions): InitResult {
     writeServerCredentials(opts.dataDir, server.keyPem, leaf.pem, ca.intermediatePem);
 
     issueAuditCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
+    issueGatewayClientCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
+    new NodeRegistry(store, audit, clock).add(LOCAL_NODE, LOCAL_ENDPOINT, {}, SYSTEM_ACTOR);
     new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
     const admin = parseIdentity(FIRST_ADMIN);
     const kp = generateKeyPair("ec-p256");
@@ -153,6 +159,10 @@ export interface GatewayOptions {
   /** How often the server certificate is checked for renewal. */
   readonly serverRenewCheckMs?: number;
   readonly health?: () => Promise<Record<string, unknown>>;
+  /** How often the reconciler compares what runs with what should (default 5 s). */
+  readonly reconcileIntervalMs?: number;
+  /** Rollout timing: status poll interval, and how long a replica without a healthcheck must run to count as ready. */
+  readonly rollout?: { readonly pollMs?: number; readonly settleMs?: number };
 }
 
 export interface Gateway {
@@ -163,6 +173,11 @@ export interface Gateway {
   readonly pki: PkiService;
   readonly policy: PolicyService;
   readonly namespaces: NamespaceService;
+  readonly nodes: NodeRegistry;
+  readonly deployments: DeploymentController;
+  /** What the deployment routes use: the signed-request pipeline and the read views. */
+  readonly deploy: { readonly pipeline: DeployPipeline; readonly views: DeploymentViews };
+  readonly reconciler: Reconciler;
   readonly openAuditReader: () => { source: AuditSource; close: () => void };
   readonly store: Store;
   readonly audit: AuditLog;
@@ -243,6 +258,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return { source, close: () => reader.close() };
   };
   const engine = new DockerEngine();
+  // The client certificate (service:gateway) for TCP engines; issued here for data
+  // directories made before it existed, renewed with the others below.
+  let gatewayClient = ensureGatewayClientCredentials(pki, opts.dataDir, clock);
+  const nodes = new NodeRegistry(store, audit, clock, () => gatewayClient, { trustDomain: config.trustDomain });
+  const replay = new ReplayGuard(store, clock);
+  const verifier = new DeployRequestVerifier({ trustDomain: config.trustDomain, clock, replay });
+  // Marks this gateway's containers on shared engines: derived from its own root CA.
+  const gatewayId = pki.ca.rootFingerprint.slice(0, 12);
+  const deployments = new DeploymentController(store, nodes, replay, audit, clock, logger, { gatewayId, ...(opts.rollout ?? {}) });
+  const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
+  const deploy = { pipeline: new DeployPipeline(verifier, deployments, audit), views: new DeploymentViews(store, nodes) };
 
   let creds = loadServerCredentials(opts.dataDir);
   const renewIfDue = (): boolean => {
@@ -261,11 +287,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let enforcer: RevocationEnforcer | undefined;
 
   const policy = new PolicyService(store, audit, clock);
-  const namespaces = new NamespaceService(store, audit, clock);
+  const namespaces = new NamespaceService(store, audit, clock, {
+    count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: 0 }),
+  });
   const ctx: RouteContext = {
     pki,
     policy,
     namespaces,
+    nodes,
+    deployments: deploy,
     audit,
     openAuditReader,
     config,
@@ -310,12 +340,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   apiAddress = formatHostPort({ host: apiListen.host, port: a.port });
   const bootstrapAddress = formatHostPort({ host: bootListen.host, port: b.port });
   enforcer.start();
+  reconciler.start();
 
   const renewTimer = setInterval(() => {
     try {
       if (renewAuditKey()) logger.info("audit certificate renewed");
     } catch (e) {
       logger.error({ err: String(e) }, "audit certificate renewal failed");
+    }
+    try {
+      gatewayClient = ensureGatewayClientCredentials(pki, opts.dataDir, clock);
+    } catch (e) {
+      logger.error({ err: String(e) }, "gateway client certificate renewal failed");
     }
     try {
       if (renewIfDue()) {
@@ -338,6 +374,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     namespaces,
+    nodes,
+    deployments,
+    deploy,
+    reconciler,
     openAuditReader,
     store,
     audit,
@@ -356,6 +396,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         clearInterval(renewTimer);
         enforcer?.stop();
         await Promise.allSettled([api.close(), bootstrap.close()]);
+        await reconciler.stop();
         try {
           await audit.close(); // the last group commit, and a checkpoint over the end
         } catch (e) {

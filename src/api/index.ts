@@ -8,3 +8,5 @@ export * from "./tls-context.js";
 export * from "./routes/context.js";
 export { apiRoutes } from "./routes/api-routes.js";
 export { bootstrapRoutes } from "./routes/bootstrap-routes.js";
+export { DeployPipeline } from "./deploy-pipeline.js";
+export type { DeployMeta } from "./deploy-pipeline.js";

@@ -19,7 +19,10 @@ export interface HttpResult {
 
 export const CLIENT_TIMEOUT_MS = 15_000;
 
-export function httpsCall(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown): Promise<HttpResult> {
+/** Signed deploys wait for the rollout (healthchecks included), so they may take longer. */
+export const DEPLOY_TIMEOUT_MS = 600_000;
+
+export function httpsCall(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown, timeoutMs = CLIENT_TIMEOUT_MS): Promise<HttpResult> {
   const { host, port } = parseHostPort(server, "server");
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const opts: RequestOptions = {
@@ -34,7 +37,7 @@ export function httpsCall(server: string, method: string, path: string, tls: Tls
     minVersion: "TLSv1.3",
     servername: isIP(host) ? "" : host,
     headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
-    timeout: CLIENT_TIMEOUT_MS,
+    timeout: timeoutMs,
     agent: false,
   };
   return new Promise((resolve, reject) => {
@@ -58,8 +61,8 @@ export function httpsCall(server: string, method: string, path: string, tls: Tls
 }
 
 /** Calls a JSON route; a gateway error comes back as a PortcullisError with its code. */
-export async function callJson<T>(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown): Promise<T> {
-  const r = await httpsCall(server, method, path, tls, body);
+export async function callJson<T>(server: string, method: string, path: string, tls: TlsMaterial, body?: unknown, timeoutMs?: number): Promise<T> {
+  const r = await httpsCall(server, method, path, tls, body, timeoutMs);
   let parsed: unknown;
   try {
     parsed = JSON.parse(r.body.toString("utf8"));

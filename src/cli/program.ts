@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { enroll } from "./commands/enroll.js";
 import { registerRbacCommands } from "./commands/rbac.js";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerNodeCommands } from "./commands/node.js";
+import { registerDeployCommands } from "./commands/deploy.js";
 import { print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -155,6 +157,8 @@ export function buildProgram(): Command {
   registerRbacCommands(program, globals, session, (allowed) => {
     if (!allowed) answeredNo = true;
   });
+  registerNodeCommands(program, globals, session);
+  registerDeployCommands(program, globals, session);
   registerAuditCommands(
     program,
     session,

@@ -33,8 +33,8 @@ export class Session {
     return renewalDue(new Date(x.validFrom), to, now) && now < to;
   }
 
-  call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return callJson<T>(this.profile.server, method, path, tlsOf(this.profile), body);
+  call<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    return callJson<T>(this.profile.server, method, path, tlsOf(this.profile), body, timeoutMs);
   }
 
   /** Renews for a new key and rewrites the profile atomically. */

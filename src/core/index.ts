@@ -9,3 +9,4 @@ export * from "./canonical-json.js";
 export * from "./strict-json.js";
 export * from "./config.js";
 export * from "./version.js";
+export * from "./labels.js";

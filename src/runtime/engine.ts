@@ -4,11 +4,15 @@
  * afterwards, whatever happens.
  */
 import type { Readable } from "node:stream";
+import { Agent as HttpsAgent } from "node:https";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import Docker from "dockerode";
 import type { ContainerCreateOptions } from "dockerode";
 import { isPortcullisError } from "../core/index.js";
 import { containerTimedOut, engineFailed, engineUnavailable, specInvalid } from "./runtime-errors.js";
 import { OutputCollector, demuxDockerStream } from "./output.js";
+import * as resources from "./engine-resources.js";
+import type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } from "./engine-resources.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/docker.sock";
 
@@ -21,6 +25,11 @@ export interface DockerEngineOptions {
   readonly ca?: string | Buffer;
   readonly cert?: string | Buffer;
   readonly key?: string | Buffer;
+  /**
+   * A remote engine's certificate must also carry this URI SAN (its node identity,
+   * `spiffe://<trust domain>/node/<name>`), besides the host name or address.
+   */
+  readonly serverUri?: string;
   /** Timeout of each API request (not of a container's run); default 30 s. */
   readonly requestTimeoutMs?: number;
 }
@@ -31,6 +40,47 @@ export interface EngineVersion {
   readonly os: string;
   readonly arch: string;
   readonly kernelVersion: string;
+}
+
+export interface EngineInfo {
+  readonly runtimes: readonly string[];
+  readonly cpus: number;
+  readonly memoryBytes: number;
+  readonly serverVersion: string;
+}
+
+/** What the runtime needs to know about one container. */
+export interface ContainerState {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** created, running, paused, restarting, removing, exited, dead */
+  readonly status: string;
+  readonly running: boolean;
+  readonly restarting: boolean;
+  readonly exitCode: number;
+  readonly oomKilled: boolean;
+  /** starting, healthy or unhealthy, when the container has a healthcheck. */
+  readonly health: string | undefined;
+  readonly restartCount: number;
+  /** The OCI runtime the engine used (runc, runsc). */
+  readonly runtime: string;
+  readonly imageId: string;
+}
+
+export interface ContainerSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly state: string;
+}
+
+/** Configuration an imported image is given besides its labels. */
+export interface ImportedImageConfig {
+  /** The image's USER: a name or uid, with an optional group. */
+  readonly user?: string;
+  /** The image's CMD (exec form). */
+  readonly cmd?: readonly string[];
 }
 
 export interface RunOnceOptions {
@@ -54,6 +104,7 @@ const UNREACHABLE_CODES = new Set([
 const LABEL_SELECTOR_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}(=[A-Za-z0-9._:/@+-]{0,256})?$/;
 const LABEL_VALUE_RE = /^[A-Za-z0-9._:/@+-]{0,256}$/;
 const REPO_TAG_RE = /^[a-z0-9][a-z0-9._\-/]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const IMAGE_USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
 const STREAM_END_GRACE_MS = 2_000;
 
 function errorCode(e: unknown): string | undefined {
@@ -83,6 +134,27 @@ function wrap(operation: string, e: unknown): Error {
   return isUnreachable(e) ? engineUnavailable(e) : engineFailed(operation, e);
 }
 
+/**
+ * Options docker-modem passes on to https.request (its type declarations lack `agent`
+ * and call `checkServerIdentity` a boolean). Connections are pooled per engine: a shared
+ * pool could hand a request for one engine a connection whose peer was checked for another.
+ */
+function tlsExtras(serverUri: string | undefined): Docker.DockerOptions {
+  const extras: Record<string, unknown> = { agent: new HttpsAgent({ keepAlive: true }) };
+  if (serverUri !== undefined) extras.checkServerIdentity = serverIdentityCheck(serverUri);
+  return extras as Docker.DockerOptions;
+}
+
+/** The host check TLS always makes, and then the engine's node identity. */
+function serverIdentityCheck(uri: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const hostError = checkServerIdentity(host, cert);
+    if (hostError !== undefined) return hostError;
+    const sans = (cert.subjectaltname ?? "").split(", ");
+    return sans.includes(`URI:${uri}`) ? undefined : new Error("the engine's certificate does not name the expected node");
+  };
+}
+
 function checkLabelSelector(label: string): void {
   if (!LABEL_SELECTOR_RE.test(label)) throw specInvalid("label", "must be key or key=value");
 }
@@ -103,6 +175,7 @@ export class DockerEngine {
         host: options.host,
         port: options.port ?? 2376,
         protocol: "https",
+        ...tlsExtras(options.serverUri),
         ca: options.ca,
         cert: options.cert,
         key: options.key,
@@ -134,6 +207,21 @@ export class DockerEngine {
       };
     } catch (e) {
       throw wrap("report its version", e);
+    }
+  }
+
+  /** What the engine reports about itself: its runtimes, CPUs and memory. */
+  async info(): Promise<EngineInfo> {
+    try {
+      const i = (await this.docker.info()) as { Runtimes?: Record<string, unknown>; NCPU?: unknown; MemTotal?: unknown; ServerVersion?: unknown };
+      return {
+        runtimes: Object.keys(i.Runtimes ?? {}).sort(),
+        cpus: typeof i.NCPU === "number" ? i.NCPU : 0,
+        memoryBytes: typeof i.MemTotal === "number" ? i.MemTotal : 0,
+        serverVersion: typeof i.ServerVersion === "string" ? i.ServerVersion : "",
+      };
+    } catch (e) {
+      throw wrap("report its resources", e);
     }
   }
 
@@ -187,6 +275,80 @@ export class DockerEngine {
     const ids = await this.listByLabel(label);
     for (const id of ids) await this.remove(id);
     return ids.length;
+  }
+
+  /** Starts a created or stopped container; a running one is left as it is. */
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      if (statusCode(e) === 304) return;
+      throw wrap("start a container", e);
+    }
+  }
+
+  /** Stops a container (SIGTERM, then SIGKILL after `graceSeconds`) and removes it; absent is fine. */
+  async stopAndRemove(id: string, graceSeconds = 5): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: graceSeconds });
+    } catch (e) {
+      const s = statusCode(e);
+      if (s !== 304 && s !== 404) throw wrap("stop a container", e);
+    }
+    await this.remove(id);
+  }
+
+  /** The state of a container by id or name; undefined when the engine has no such container. */
+  async inspectContainer(idOrName: string): Promise<ContainerState | undefined> {
+    try {
+      const c = await this.docker.getContainer(idOrName).inspect();
+      const st = c.State as typeof c.State & { Health?: { Status?: string } };
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ""),
+        labels: c.Config.Labels ?? {},
+        status: st.Status,
+        running: st.Running === true,
+        restarting: st.Restarting === true,
+        exitCode: st.ExitCode,
+        oomKilled: st.OOMKilled === true,
+        health: st.Health?.Status,
+        restartCount: c.RestartCount ?? 0,
+        runtime: (c.HostConfig as { Runtime?: string }).Runtime ?? "",
+        imageId: c.Image,
+      };
+    } catch (e) {
+      if (statusCode(e) === 404) return undefined;
+      throw wrap("inspect a container", e);
+    }
+  }
+
+  /** Every container (running or not) that carries a label ("key" or "key=value"). */
+  async listContainers(label: string): Promise<ContainerSummary[]> {
+    checkLabelSelector(label);
+    try {
+      const list = await this.docker.listContainers({ all: true, filters: { label: [label] } });
+      return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? "").replace(/^\//, ""), labels: c.Labels ?? {}, state: c.State }));
+    } catch (e) {
+      throw wrap("list containers", e);
+    }
+  }
+
+  /** The last `tail` lines a container wrote to stdout and stderr. */
+  async logs(id: string, tail: number): Promise<{ stdout: string; stderr: string; truncated: boolean }> {
+    const stdout = new OutputCollector(1024 * 1024);
+    const stderr = new OutputCollector(1024 * 1024);
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, tail })) as unknown as Buffer;
+      const { PassThrough } = await import("node:stream");
+      const stream = new PassThrough();
+      const ended = demuxDockerStream(stream, stdout, stderr);
+      stream.end(buf);
+      await ended;
+    } catch (e) {
+      throw wrap("read container logs", e);
+    }
+    return { stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated };
   }
 
   /**
@@ -266,6 +428,7 @@ export class DockerEngine {
     tar: Readable,
     repoTag: string,
     labels: Readonly<Record<string, string>> = {},
+    config: ImportedImageConfig = {},
   ): Promise<string> {
     if (!REPO_TAG_RE.test(repoTag)) throw specInvalid("repoTag", "must be a lower-case repository:tag");
     const changes: string[] = [];
@@ -273,6 +436,16 @@ export class DockerEngine {
       checkLabelSelector(k);
       if (!LABEL_VALUE_RE.test(v)) throw specInvalid(`labels.${k}`, "bad label value");
       changes.push(`LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`);
+    }
+    if (config.user !== undefined) {
+      if (!IMAGE_USER_RE.test(config.user)) throw specInvalid("user", "must be a user name or uid[:gid]");
+      changes.push(`USER ${config.user}`);
+    }
+    if (config.cmd !== undefined) {
+      if (config.cmd.length === 0 || config.cmd.some((a) => /[\0\r\n]/.test(a))) {
+        throw specInvalid("cmd", "must be a non-empty list of single-line arguments");
+      }
+      changes.push(`CMD ${JSON.stringify(config.cmd)}`);
     }
     const sep = repoTag.lastIndexOf(":");
     try {
@@ -298,6 +471,72 @@ export class DockerEngine {
     } catch (e) {
       if (statusCode(e) === 404) return;
       throw wrap("remove an image", e);
+    }
+  }
+
+  /** An image by id, `repo:tag` or `repo@digest`; undefined when the engine lacks it. */
+  async inspectImage(ref: string): Promise<ImageDetails | undefined> {
+    try {
+      return await resources.inspectImage(this.docker, ref);
+    } catch (e) {
+      throw wrap("inspect an image", e);
+    }
+  }
+
+  /** The engine's full view of a container (configuration included); undefined when absent. */
+  async inspectContainerConfig(idOrName: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(idOrName).inspect();
+    } catch (e) {
+      if (statusCode(e) === 404) return undefined;
+      throw wrap("inspect a container", e);
+    }
+  }
+
+  /** Networks that carry every one of the labels (each "key" or "key=value"). */
+  async listNetworks(labels: readonly string[]): Promise<NetworkDetails[]> {
+    if (labels.length === 0) throw specInvalid("label", "at least one label selects the networks");
+    labels.forEach(checkLabelSelector);
+    try {
+      return await resources.listNetworks(this.docker, labels);
+    } catch (e) {
+      throw wrap("list networks", e);
+    }
+  }
+
+  /** A network by id or name; undefined when absent. */
+  async inspectNetwork(idOrName: string): Promise<NetworkDetails | undefined> {
+    try {
+      return await resources.inspectNetwork(this.docker, idOrName);
+    } catch (e) {
+      throw wrap("inspect a network", e);
+    }
+  }
+
+  /** Creates a bridge network; undefined when one of that name exists already. */
+  async createBridgeNetwork(spec: NetworkCreateSpec): Promise<string | undefined> {
+    try {
+      return await resources.createBridgeNetwork(this.docker, spec);
+    } catch (e) {
+      throw wrap("create a network", e);
+    }
+  }
+
+  /** Removes a network; "in-use" (and kept) while a running container is attached to it. */
+  async removeNetwork(id: string): Promise<NetworkRemoval> {
+    try {
+      return await resources.removeNetwork(this.docker, id);
+    } catch (e) {
+      throw wrap("remove a network", e);
+    }
+  }
+
+  /** Ids of the containers, running or not, attached to a network. */
+  async containersOnNetwork(networkId: string): Promise<string[]> {
+    try {
+      return await resources.containersOnNetwork(this.docker, networkId);
+    } catch (e) {
+      throw wrap("list a network's containers", e);
     }
   }
 }

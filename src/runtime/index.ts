@@ -12,4 +12,52 @@ export {
 } from "./hardened-spec.js";
 export type { HardenedContainerInput, ResourceLimits, RuntimeName } from "./hardened-spec.js";
 export { DEFAULT_SOCKET_PATH, DockerEngine } from "./engine.js";
-export type { DockerEngineOptions, EngineVersion, RunOnceOptions, RunResult } from "./engine.js";
+export type { DockerEngineOptions, EngineInfo, EngineVersion, RunOnceOptions, RunResult } from "./engine.js";
+export {
+  DEFAULT_PUBLISH_HOST,
+  HEALTH_TIMEOUT_MS,
+  HEALTH_TTL_MS,
+  LOCAL_ENDPOINT,
+  LOCAL_NODE,
+  NODE_NAME_RE,
+  NodeRegistry,
+  PIDS_BUDGET,
+  assertNodeName,
+  parseEndpoint,
+} from "./nodes.js";
+export type {
+  NodeActor,
+  NodeCapacity,
+  NodeCredentials,
+  NodeEndpoint,
+  NodeRegistryOptions,
+  NodeStatus,
+  ReplicaCount,
+} from "./nodes.js";
+export { LOG_CONFIG, RESTART_POLICY } from "./hardened-spec.js";
+export { HEALTHCHECK_BOUNDS, PORT_PROTOCOLS, isUnspecifiedAddress } from "./spec-ports.js";
+export type { HealthcheckInput, PortProtocol, PublishedPort } from "./spec-ports.js";
+export { GATEWAY_LABEL, LABELS, RUNTIME_OF_CLASS, containerSpecFor } from "./container-spec.js";
+export type { ReplicaContext } from "./container-spec.js";
+export { effectiveUser, parseImageReference, resolveImage } from "./images.js";
+export type { ImageReference, ResolvedImage } from "./images.js";
+export {
+  NAMESPACE_NETWORK_OPTIONS,
+  NAMESPACE_NETWORK_PREFIX,
+  NETWORK_NAMESPACE_LABEL,
+  ensureNamespaceNetwork,
+  namespaceNetworkName,
+  removeNamespaceNetworkIfUnused,
+} from "./networks.js";
+export type { NamespaceNetworkOptions } from "./networks.js";
+export type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } from "./engine-resources.js";
+export type { ImportedImageConfig } from "./engine.js";
+export { DeploymentController, RUNTIME_OF, SANDBOX_LABEL, sameExceptReplicas } from "./deployments.js";
+export type { ControllerOptions, DecisionRecord, NodeAccess, PlacedReplica, RequestContext, RequestLedger } from "./deployments.js";
+export { DeploymentViews } from "./deployment-views.js";
+export type { DeploymentView, ReplicaView, RevisionView } from "./deployment-views.js";
+export { Reconciler } from "./reconciler.js";
+export type { ReconcileReport, ReconcilerOptions } from "./reconciler.js";
+export { placeReplicas } from "./scheduler.js";
+export type { NodeCandidate, PlacementRequest, PlacementResult, Resources } from "./scheduler.js";
+export { replicaContainerName } from "./replica-ops.js";

@@ -194,6 +194,9 @@ export const MIGRATIONS: readonly Migration[] = [
         revision     INTEGER NOT NULL,
         replicas     INTEGER NOT NULL,
         state        TEXT NOT NULL CHECK (state IN ('active','deleting')),
+        -- What an update replaced, so that a failed rollout can restore it.
+        prev_revision INTEGER,
+        prev_replicas INTEGER,
         created_at   INTEGER NOT NULL,
         updated_at   INTEGER NOT NULL,
         PRIMARY KEY (namespace, name)

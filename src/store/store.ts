@@ -3,8 +3,11 @@ import { openDatabase, openReadOnlyDatabase, type Db } from "./db.js";
 import { AccessEventRepo } from "./repos/access-events.js";
 import { AuditLogRepo } from "./repos/audit-log.js";
 import { CertificateRepo } from "./repos/certificates.js";
+import { DeployRequestRepo } from "./repos/deploy-requests.js";
+import { DeploymentRepo } from "./repos/deployments.js";
 import { EnrollTokenRepo } from "./repos/enroll-tokens.js";
 import { NamespaceRepo } from "./repos/namespaces.js";
+import { NodeRepo } from "./repos/nodes.js";
 import { PolicyVersionRepo } from "./repos/policy-versions.js";
 
 export const DB_FILE = "portcullis.db";
@@ -18,6 +21,9 @@ export class Store {
   readonly auditLog: AuditLogRepo;
   readonly namespaces: NamespaceRepo;
   readonly policyVersions: PolicyVersionRepo;
+  readonly deployRequests: DeployRequestRepo;
+  readonly deployments: DeploymentRepo;
+  readonly nodes: NodeRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -27,6 +33,9 @@ export class Store {
     this.auditLog = new AuditLogRepo(db);
     this.namespaces = new NamespaceRepo(db);
     this.policyVersions = new PolicyVersionRepo(db);
+    this.deployRequests = new DeployRequestRepo(db);
+    this.deployments = new DeploymentRepo(db);
+    this.nodes = new NodeRepo(db);
   }
 
   static open(dataDir: string): Store {

@@ -130,6 +130,8 @@ export function routeContextOf(t: TestGateway): RouteContext {
     pki: t.gw.pki,
     policy: t.gw.policy,
     namespaces: t.gw.namespaces,
+    nodes: t.gw.nodes,
+    deployments: t.gw.deploy,
     audit: t.gw.audit,
     openAuditReader: t.gw.openAuditReader,
     config: t.gw.config,
@@ -173,6 +175,8 @@ export function sampleBody(r: Pick<RouteDef, "method" | "url">): unknown {
       return { identity: "user:never" };
     case "POST /v1/certificates/revoke":
       return { serial: "01" };
+    case "POST /v1/namespaces/:namespace/deployments":
+      return { request: "not.a.request" };
     default:
       return r.method === "GET" || r.method === "DELETE" ? undefined : {};
   }

@@ -4,6 +4,8 @@ import { CLUSTER_WIDE, defineRoute, S, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
 import { actorOf, type RouteContext } from "./context.js";
 import { auditRoutes } from "./audit-routes.js";
+import { deploymentRoutes } from "./deployment-routes.js";
+import { nodeRoutes } from "./node-routes.js";
 import { rbacRoutes } from "./rbac-routes.js";
 
 const certificateListItem = {
@@ -155,7 +157,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

@@ -3,12 +3,18 @@ import type { GatewayConfig } from "../../core/index.js";
 import type { Actor, PkiService } from "../../pki/index.js";
 import type { NamespaceService, PolicyService } from "../../rbac/index.js";
 import type { AuditLog, AuditSource } from "../../audit/index.js";
+import type { NodeRegistry, ReplicaCount } from "../../runtime/index.js";
+import type { DeployPipeline } from "../deploy-pipeline.js";
+import type { DeploymentViews } from "../../runtime/index.js";
 import { requireCaller } from "../server.js";
 
 export interface RouteContext {
   readonly pki: PkiService;
   readonly policy: PolicyService;
   readonly namespaces: NamespaceService;
+  readonly nodes: NodeRegistry;
+  /** Replicas placed on a node; `node remove` is refused while there are any (default: the replicas table). */
+  readonly nodeReplicas?: ReplicaCount;
   readonly audit: AuditLog;
   /** A reader on its own connection, for exports; closed when the export ends. */
   readonly openAuditReader: () => { source: AuditSource; close: () => void };
@@ -19,6 +25,8 @@ export interface RouteContext {
   /** The address clients should use for the API, told to them at enrollment. */
   readonly apiAddress: () => string;
   readonly health: () => Promise<Record<string, unknown>>;
+  /** Signed deploys, and the reads of deployments. */
+  readonly deployments: { readonly pipeline: DeployPipeline; readonly views: DeploymentViews };
 }
 
 export function actorOf(req: FastifyRequest): Actor {

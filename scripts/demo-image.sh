@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds a small demo image, local/hello:1, from the static busybox of Debian's
+# busybox-static package (no registry needed), running as 10001:10001, and prints its
+# image id (sha256:…), which a manifest can pin as local/hello@sha256:…. Its program
+# greets, marks itself ready in /tmp/ready (what the example's healthcheck tests) and
+# waits; it exits cleanly on SIGTERM. Usage: demo-image.sh [TAG] (default local/hello:1).
+set -euo pipefail
+TAG="${1:-local/hello:1}"
+BUSYBOX=/bin/busybox
+if [ ! -x "$BUSYBOX" ]; then
+  echo "demo-image: $BUSYBOX missing; install busybox-static (scripts/install-deps.sh)" >&2
+  exit 1
+fi
+ROOT="$(mktemp -d)"
+trap 'rm -rf "$ROOT"' EXIT
+mkdir -p "$ROOT"/bin "$ROOT"/etc "$ROOT"/proc "$ROOT"/sys "$ROOT"/dev "$ROOT"/tmp
+chmod 1777 "$ROOT"/tmp
+cp "$BUSYBOX" "$ROOT"/bin/busybox
+for a in sh cat echo hostname id ls sleep test touch; do ln -s busybox "$ROOT/bin/$a"; done
+cat > "$ROOT"/bin/hello <<'SH'
+#!/bin/sh
+trap 'exit 0' TERM
+echo "${GREETING:-hello} from $(hostname), uid $(id -u)"
+touch /tmp/ready
+while true; do sleep 1; done
+SH
+chmod 755 "$ROOT"/bin/hello
+tar --numeric-owner --owner=0 --group=0 -C "$ROOT" -cf - . |
+  docker import --change 'USER 10001:10001' --change 'CMD ["/bin/hello"]' - "$TAG" >/dev/null
+docker image inspect --format '{{.Id}}' "$TAG"

@@ -1,0 +1,560 @@
+/**
+ * The deployment controller: turns an accepted signed request into desired state, and
+ * desired state into containers.
+ *
+ * Every change follows the same two steps:
+ * 1. one transaction records the signed request (the replay guard and the evidence), the
+ *    revision, the desired state and the replicas the gateway intends to run, with the
+ *    audit entry of the acceptance — so after a crash the store says what should exist;
+ * 2. the rollout brings the engines to that state. It reads everything from the store and
+ *    every step is idempotent (deterministic container names), so running it again after
+ *    a crash finishes the job without duplicates.
+ *
+ * One operation per deployment at a time (a lock per deployment, shared with the
+ * reconciler). Answers are decision records, stored with the request, so that a retry of
+ * a request that got no answer is answered, not run twice.
+ */
+import { createHash } from "node:crypto";
+import type { AuditSink, Clock, Logger } from "../core/index.js";
+import { canonicalize, isErrorCode, isPortcullisError, pcError } from "../core/index.js";
+import type { DeploymentSpec, Manifest, VerifiedDeployRequest } from "../deploy/index.js";
+import { validateManifest } from "../deploy/index.js";
+import type { DeploymentRecord, ReplicaRecord, RevisionRecord, Store } from "../store/index.js";
+import type { DockerEngine } from "./engine.js";
+import { effectiveUser, resolveImage } from "./images.js";
+import { removeNamespaceNetworkIfUnused } from "./networks.js";
+import { ensureReplicaRunning, removeReplicaContainer, replicaContainerName, waitReady, type ReplicaTemplate } from "./replica-ops.js";
+import { placeReplicas, type NodeCandidate, type Resources } from "./scheduler.js";
+
+/** What the controller needs of the node registry. */
+export interface NodeAccess {
+  list(): readonly { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly state: string; readonly publishHost: string }[];
+  engine(name: string): DockerEngine;
+  status(name: string): Promise<{ readonly health: string; readonly runtimes: readonly string[]; readonly capacity: Resources }>;
+}
+
+/** What the controller needs of the replay guard: record inside the acceptance transaction, keep the answer. */
+export interface RequestLedger {
+  record(v: VerifiedDeployRequest): void;
+  setResult(jti: string, result: string): void;
+  get(jti: string): { readonly result: string | null } | undefined;
+}
+
+export interface ControllerOptions {
+  /** Marks this gateway's containers; derived from the data directory's CA. */
+  readonly gatewayId: string;
+  readonly pollMs?: number;
+  readonly settleMs?: number;
+  readonly noHealthcheckBudgetMs?: number;
+}
+
+export interface RequestContext {
+  readonly requestId?: string | undefined;
+  readonly actorSerial?: string | undefined;
+  readonly sourceAddress?: string | undefined;
+  readonly rbac?: { readonly rule: string; readonly policyVersion: number } | undefined;
+  readonly admission?: readonly unknown[] | undefined;
+}
+
+export interface PlacedReplica {
+  readonly container: string;
+  readonly ordinal: number;
+  readonly revision: number;
+  readonly node: string;
+  readonly containerId: string | null;
+  readonly runtime: string | null;
+}
+
+/** The one answer to a deploy request: returned, stored with the request, referenced from the audit log. */
+export interface DecisionRecord {
+  readonly outcome: "deployed" | "updated" | "scaled" | "deleted";
+  readonly operation: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly revision: number;
+  readonly replicas: number;
+  readonly requester: string;
+  readonly signer: { readonly identity: string; readonly certificateSha256: string };
+  readonly jti: string;
+  readonly manifestDigest: string;
+  readonly imageId: string;
+  readonly runtime: { readonly requested: string; readonly actual: readonly string[] };
+  readonly placement: readonly PlacedReplica[];
+  readonly rbac: RequestContext["rbac"] | null;
+  readonly admission: readonly unknown[];
+  readonly requestId: string | null;
+  readonly at: string;
+}
+
+export const RUNTIME_OF: Readonly<Record<DeploymentSpec["runtime"], string>> = { sandboxed: "runsc", standard: "runc" };
+/** A namespace label that makes the sandbox mandatory for every deployment in it. */
+export const SANDBOX_LABEL = "portcullis.io/runtime";
+
+export class DeploymentController {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly specs = new Map<string, DeploymentSpec>();
+  private readonly opts: Required<ControllerOptions>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly nodes: NodeAccess,
+    private readonly ledger: RequestLedger,
+    private readonly audit: AuditSink,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    options: ControllerOptions,
+  ) {
+    this.opts = { pollMs: 200, settleMs: 1_000, noHealthcheckBudgetMs: 30_000, ...options };
+  }
+
+  get gatewayId(): string {
+    return this.opts.gatewayId;
+  }
+
+  /** Runs `fn` while holding the deployment's lock. */
+  withLock<T>(namespace: string, name: string, fn: () => Promise<T>): Promise<T> {
+    const key = `${namespace}/${name}`;
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return run;
+  }
+
+  isLocked(namespace: string, name: string): boolean {
+    return this.locks.has(`${namespace}/${name}`);
+  }
+
+  /** Applies a verified signed request (replay already checked by the caller) and answers it. */
+  submit(v: VerifiedDeployRequest, ctx: RequestContext): Promise<DecisionRecord> {
+    const { namespace, name } = v.claims;
+    return this.withLock(namespace, name, async () => {
+      const prior = this.ledger.get(v.claims.jti);
+      if (prior !== undefined) {
+        // A retry of a request already accepted. Answered before: the same answer. Never
+        // answered (the gateway stopped midway): finish what the store says, then answer.
+        if (prior.result !== null) return replay(prior.result);
+        if (v.claims.op !== "delete") await this.rollout(namespace, name);
+        else await this.finishDelete(namespace, name);
+        return this.answer(v, ctx);
+      }
+      this.checkNamespace(v.spec);
+      try {
+        switch (v.claims.op) {
+          case "create":
+          case "update":
+            return await this.apply(v, ctx);
+          case "scale":
+            return await this.scale(v, ctx);
+          case "delete":
+            return await this.remove(v, ctx);
+        }
+      } catch (e) {
+        // An accepted request that failed keeps its failure as its answer, for a retry.
+        if (isPortcullisError(e) && this.ledger.get(v.claims.jti) !== undefined) {
+          this.ledger.setResult(v.claims.jti, JSON.stringify({ error: { code: e.code, detail: e.detail ?? null } }));
+        }
+        throw e;
+      }
+    });
+  }
+
+  private checkNamespace(spec: DeploymentSpec): void {
+    const ns = this.store.namespaces.get(spec.namespace);
+    if (ns === undefined) throw pcError("PC_RBAC_NAMESPACE_NOT_FOUND", spec.namespace);
+    if (ns.labels[SANDBOX_LABEL] === "sandboxed" && spec.runtime !== "sandboxed") {
+      throw pcError("PC_DEPLOY_SANDBOX_REQUIRED", `namespace ${spec.namespace} carries ${SANDBOX_LABEL}=sandboxed`);
+    }
+  }
+
+  /** A spec from a stored revision (validated again: the store is not trusted to be well-formed). */
+  specOf(rev: RevisionRecord): DeploymentSpec {
+    const key = `${rev.namespace}/${rev.name}/${rev.revision}`;
+    let spec = this.specs.get(key);
+    if (spec === undefined) {
+      spec = validateManifest(JSON.parse(rev.manifest) as unknown).spec;
+      this.specs.set(key, spec);
+    }
+    return spec;
+  }
+
+  private template(rev: RevisionRecord): ReplicaTemplate {
+    return { spec: this.specOf(rev), revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId };
+  }
+
+  /** Node candidates for placement, with the image resolved on each. */
+  private async candidates(imageRef: string, namespace: string, name: string, replacing: boolean): Promise<{ candidates: NodeCandidate[]; imageIds: Map<string, string> }> {
+    const allocated = new Map<string, { nanoCpus: number; memoryBytes: number; pids: number }>();
+    const same = new Map<string, number>();
+    const ports = new Map<string, Set<string>>();
+    for (const r of this.store.deployments.allReplicas()) {
+      const rev = this.store.deployments.revision(r.namespace, r.name, r.revision);
+      if (rev === undefined) continue;
+      const own = r.namespace === namespace && r.name === name;
+      // An update replaces the deployment's replicas: theirs is not counted as taken (a
+      // rollout holds at most maxSurge replicas more than that for a moment).
+      if (!(own && replacing)) {
+        const res = this.specOf(rev).resources;
+        const a = allocated.get(r.node) ?? { nanoCpus: 0, memoryBytes: 0, pids: 0 };
+        allocated.set(r.node, { nanoCpus: a.nanoCpus + res.nanoCpus, memoryBytes: a.memoryBytes + res.memoryBytes, pids: a.pids + res.pids });
+      }
+      if (own) same.set(r.node, (same.get(r.node) ?? 0) + 1);
+      // The deployment's own ports are excluded: its old replicas go as the new ones come.
+      else for (const p of hostPortsOf(this.specOf(rev))) ports.set(r.node, (ports.get(r.node) ?? new Set()).add(p));
+    }
+    const imageIds = new Map<string, string>();
+    const candidates = await Promise.all(
+      this.nodes.list().map(async (n): Promise<NodeCandidate> => {
+        const status = await this.nodes.status(n.name).catch(() => ({ health: "unreachable", runtimes: [], capacity: { nanoCpus: 0, memoryBytes: 0, pids: 0 } }));
+        let hasImage = false;
+        if (status.health === "ok") {
+          const img = await resolveImage(this.nodes.engine(n.name), imageRef).catch((e: unknown) => {
+            if (isPortcullisError(e) && e.code === "PC_RUNTIME_IMAGE_INVALID") throw e;
+            return undefined;
+          });
+          if (img !== undefined) {
+            imageIds.set(n.name, img.id);
+            hasImage = true;
+          }
+        }
+        return {
+          name: n.name,
+          labels: n.labels,
+          healthy: status.health === "ok",
+          active: n.state === "active",
+          runtimes: status.runtimes,
+          capacity: status.capacity,
+          allocated: allocated.get(n.name) ?? { nanoCpus: 0, memoryBytes: 0, pids: 0 },
+          hasImage,
+          sameDeployment: same.get(n.name) ?? 0,
+          usedHostPorts: ports.get(n.name) ?? new Set(),
+        };
+      }),
+    );
+    // A tag may point at different images on different nodes: keep the nodes that agree
+    // with the first (by name), so that every replica runs the same image id.
+    const first = [...imageIds.entries()].sort(([a], [b]) => (a < b ? -1 : 1))[0]?.[1];
+    return {
+      candidates: candidates.map((c) => (c.hasImage && imageIds.get(c.name) !== first ? { ...c, hasImage: false } : c)),
+      imageIds: new Map([...imageIds].filter(([, id]) => id === first)),
+    };
+  }
+
+  private async place(spec: DeploymentSpec, imageRef: string, count: number, replacing = false): Promise<{ nodes: readonly string[]; imageId: string }> {
+    const { candidates, imageIds } = await this.candidates(imageRef, spec.namespace, spec.name, replacing);
+    const placed = placeReplicas(candidates, {
+      replicas: count,
+      resources: spec.resources,
+      runtime: RUNTIME_OF[spec.runtime],
+      nodeLabels: spec.placement.nodeLabels,
+      spread: spec.placement.spread,
+      hostPorts: hostPortsOf(spec),
+    });
+    const imageId = [...imageIds.values()][0];
+    if (imageId === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", spec.image);
+    // The user the image runs as is checked here, before anything is recorded: an image
+    // that would run as root is refused with PC_RUNTIME_IMAGE_INVALID, not rolled out.
+    const holder = [...imageIds.keys()][0] as string;
+    const image = await resolveImage(this.nodes.engine(holder), imageId);
+    if (image === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", spec.image);
+    effectiveUser(spec.user, image.user);
+    return { nodes: placed.nodes, imageId };
+  }
+
+  private acceptedEvent(v: VerifiedDeployRequest, ctx: RequestContext, revision: number, imageId: string) {
+    return {
+      type: "deploy.request_accepted",
+      outcome: "allowed" as const,
+      actor: v.requester,
+      actorSerial: ctx.actorSerial,
+      requestId: ctx.requestId,
+      sourceAddress: ctx.sourceAddress,
+      resource: "deployments",
+      namespace: v.claims.namespace,
+      target: v.claims.jti,
+      reason: v.claims.op,
+      deploy: { revision, jti: v.claims.jti, digest: v.claims.manifestDigest, imageId, runtime: RUNTIME_OF[v.spec.runtime], replicas: v.spec.replicas },
+    };
+  }
+
+  /** create and update: a new revision, rolled out. */
+  private async apply(v: VerifiedDeployRequest, ctx: RequestContext): Promise<DecisionRecord> {
+    const { namespace, name } = v.spec;
+    const current = this.store.deployments.get(namespace, name);
+    if (v.claims.op === "create" && current !== undefined) throw pcError("PC_DEPLOY_EXISTS", `${namespace}/${name}`);
+    if (v.claims.op === "update" && current === undefined) throw pcError("PC_DEPLOY_NOT_FOUND", `${namespace}/${name}`);
+    const { nodes, imageId } = await this.place(v.spec, v.spec.image, v.spec.replicas, true);
+    const at = this.clock.now().getTime();
+    this.store.transaction(() => {
+      const revision = this.store.deployments.nextRevision(namespace, name);
+      this.ledger.record(v);
+      this.store.deployments.insertRevision({
+        namespace, name, revision, manifest: canonicalize(v.claims.manifest), digest: v.claims.manifestDigest, imageId,
+        runtime: RUNTIME_OF[v.spec.runtime], jti: v.claims.jti, requester: v.requester, createdAt: at,
+      });
+      if (current === undefined) {
+        this.store.deployments.insert(namespace, name, revision, v.spec.replicas, at);
+        this.store.deployments.setPrevious(namespace, name, null, null);
+      } else {
+        this.store.deployments.update(namespace, name, revision, v.spec.replicas, "active", at);
+        this.store.deployments.setPrevious(namespace, name, current.revision, current.replicas);
+      }
+      nodes.forEach((node, ordinal) => {
+        const containerName = replicaContainerName(this.gatewayId, namespace, name, revision, ordinal);
+        this.store.deployments.insertReplica({ containerName, namespace, name, revision, ordinal, node }, at);
+      });
+      this.audit.record(this.acceptedEvent(v, ctx, revision, imageId));
+    });
+    await this.rollout(namespace, name);
+    return this.answer(v, ctx);
+  }
+
+  /** scale: the same revision, more or fewer replicas. Only spec.replicas may change. */
+  private async scale(v: VerifiedDeployRequest, ctx: RequestContext): Promise<DecisionRecord> {
+    const { namespace, name } = v.spec;
+    const current = this.mustGet(namespace, name);
+    const rev = this.store.deployments.revision(namespace, name, current.revision);
+    if (rev === undefined) throw pcError("PC_STORE_CORRUPT", `revision ${current.revision} of ${namespace}/${name} is missing`);
+    if (!sameExceptReplicas(JSON.parse(rev.manifest) as Manifest, v.claims.manifest)) {
+      throw pcError("PC_DEPLOY_OPERATION_INVALID", "a scale may change spec.replicas only; send an update");
+    }
+    const want = v.spec.replicas;
+    const have = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === current.revision);
+    const missing = [...Array(want).keys()].filter((o) => !have.some((r) => r.ordinal === o));
+    const placed = missing.length > 0 ? await this.place(this.specOf(rev), rev.imageId, missing.length) : { nodes: [], imageId: rev.imageId };
+    const at = this.clock.now().getTime();
+    this.store.transaction(() => {
+      this.ledger.record(v);
+      this.store.deployments.update(namespace, name, current.revision, want, "active", at);
+      missing.forEach((ordinal, i) => {
+        const containerName = replicaContainerName(this.gatewayId, namespace, name, current.revision, ordinal);
+        this.store.deployments.insertReplica({ containerName, namespace, name, revision: current.revision, ordinal, node: placed.nodes[i] as string }, at);
+      });
+      this.audit.record(this.acceptedEvent(v, ctx, current.revision, rev.imageId));
+    });
+    await this.rollout(namespace, name);
+    return this.answer(v, ctx);
+  }
+
+  /** delete: every container of the deployment goes. The manifest must be the current one. */
+  private async remove(v: VerifiedDeployRequest, ctx: RequestContext): Promise<DecisionRecord> {
+    const { namespace, name } = v.spec;
+    const current = this.mustGet(namespace, name);
+    const rev = this.store.deployments.revision(namespace, name, current.revision);
+    if (rev === undefined || rev.digest !== v.claims.manifestDigest) {
+      throw pcError("PC_DEPLOY_OPERATION_INVALID", "a delete must carry the deployment's current manifest");
+    }
+    this.store.transaction(() => {
+      this.ledger.record(v);
+      this.store.deployments.update(namespace, name, current.revision, current.replicas, "deleting", this.clock.now().getTime());
+      this.audit.record(this.acceptedEvent(v, ctx, current.revision, rev.imageId));
+    });
+    await this.finishDelete(namespace, name);
+    return this.answer(v, ctx);
+  }
+
+  private mustGet(namespace: string, name: string): DeploymentRecord {
+    const d = this.store.deployments.get(namespace, name);
+    if (d === undefined || d.state === "deleting") throw pcError("PC_DEPLOY_NOT_FOUND", `${namespace}/${name}`);
+    return d;
+  }
+
+  /** Removes every container and replica of a deployment that is being deleted, then the deployment. */
+  async finishDelete(namespace: string, name: string): Promise<void> {
+    const d = this.store.deployments.get(namespace, name);
+    if (d === undefined) return;
+    const reps = this.store.deployments.replicasOf(namespace, name);
+    for (const r of reps) {
+      await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName);
+      this.store.deployments.deleteReplica(r.containerName);
+    }
+    this.store.transaction(() => {
+      this.store.deployments.delete(namespace, name);
+      this.audit.record({ type: "deploy.deleted", outcome: "allowed", actor: "service:gateway", resource: "deployments", namespace, target: name });
+    });
+    for (const node of new Set(reps.map((r) => r.node))) {
+      await removeNamespaceNetworkIfUnused(this.nodes.engine(node), namespace).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Brings the engines to the stored desired state of one deployment. When replicas of an
+   * older revision remain, this is a rolling update within maxSurge and maxUnavailable;
+   * a new replica that does not become ready rolls the whole deployment back to the
+   * revision it replaced, and the rollout fails with PC_DEPLOY_ROLLOUT_FAILED.
+   */
+  async rollout(namespace: string, name: string): Promise<void> {
+    const d = this.store.deployments.get(namespace, name);
+    if (d === undefined) return;
+    if (d.state === "deleting") return this.finishDelete(namespace, name);
+    const rev = this.store.deployments.revision(namespace, name, d.revision);
+    if (rev === undefined) throw pcError("PC_STORE_CORRUPT", `revision ${d.revision} of ${namespace}/${name} is missing`);
+    const tpl = this.template(rev);
+    const reps = this.store.deployments.replicasOf(namespace, name);
+    // Scale down: replicas of the current revision beyond the desired count go first.
+    for (const r of reps.filter((x) => x.revision === d.revision && x.ordinal >= d.replicas)) await this.dropReplica(r);
+    const fresh = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === d.revision);
+    let old = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision !== d.revision).sort((a, b) => b.ordinal - a.ordinal);
+    const { maxSurge, maxUnavailable } = tpl.spec.update;
+    const ready = new Set<string>();
+    const pending = [...fresh];
+    try {
+      while (pending.length > 0 || old.length > 0) {
+        let progressed = false;
+        // Old replicas that may go now without dropping below desired - maxUnavailable.
+        const keep = Math.max(0, d.replicas - maxUnavailable - ready.size);
+        while (old.length > keep) {
+          await this.dropReplica(old.shift() as ReplicaRecord);
+          progressed = true;
+        }
+        const room = old.length === 0 ? pending.length : d.replicas + maxSurge - (old.length + ready.size);
+        const batch = pending.splice(0, Math.max(0, Math.min(room, pending.length)));
+        if (batch.length > 0) {
+          await Promise.all(batch.map((r) => this.startAndWait(r, tpl)));
+          for (const r of batch) ready.add(r.containerName);
+          progressed = true;
+        }
+        if (!progressed) throw pcError("PC_DEPLOY_ROLLOUT_FAILED", "the rollout cannot progress within maxSurge and maxUnavailable");
+      }
+    } catch (e) {
+      const why = isPortcullisError(e) ? (e.detail ?? e.message) : "a replica failed to start";
+      await this.rollBack(d, rev, why);
+      throw pcError("PC_DEPLOY_ROLLOUT_FAILED", `revision ${rev.revision}: ${why}`, e);
+    }
+    old = [];
+    this.store.transaction(() => {
+      if (rev.status !== "complete") this.store.deployments.setRevisionStatus(namespace, name, rev.revision, "complete");
+      for (const r of this.store.deployments.revisions(namespace, name)) {
+        if (r.revision !== rev.revision && r.status === "complete") this.store.deployments.setRevisionStatus(namespace, name, r.revision, "superseded");
+      }
+      this.store.deployments.setPrevious(namespace, name, null, null);
+    });
+  }
+
+  private async startAndWait(r: ReplicaRecord, tpl: ReplicaTemplate): Promise<void> {
+    const node = this.nodes.list().find((n) => n.name === r.node);
+    if (node === undefined) throw pcError("PC_RUNTIME_NODE_NOT_FOUND", r.node);
+    const engine = this.nodes.engine(r.node);
+    const st = await ensureReplicaRunning(engine, this.gatewayId, r, tpl, { publishHost: node.publishHost, allowPublicBind: false });
+    this.store.deployments.replicaSeen(r.containerName, st.id, st.runtime, this.clock.now().getTime());
+    const notReady = await waitReady(engine, r.containerName, tpl.spec, this.opts, st);
+    if (notReady !== undefined) throw pcError("PC_DEPLOY_ROLLOUT_FAILED", `replica ${r.ordinal} on ${r.node}: ${notReady}`);
+  }
+
+  private async dropReplica(r: ReplicaRecord): Promise<void> {
+    await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName);
+    this.store.deployments.deleteReplica(r.containerName);
+  }
+
+  /** Removes the failed revision's replicas and restores the revision it replaced (if any). */
+  private async rollBack(d: DeploymentRecord, failed: RevisionRecord, why: string): Promise<void> {
+    const { namespace, name } = d;
+    for (const r of this.store.deployments.replicasOf(namespace, name).filter((x) => x.revision === failed.revision)) {
+      await this.dropReplica(r).catch((e: unknown) => this.logger.error({ err: String(e), container: r.containerName }, "rollback: removing a replica failed"));
+    }
+    const prev = d.prevRevision === null ? undefined : this.store.deployments.revision(namespace, name, d.prevRevision);
+    const at = this.clock.now().getTime();
+    this.store.transaction(() => {
+      this.store.deployments.setRevisionStatus(namespace, name, failed.revision, "failed");
+      if (prev === undefined) this.store.deployments.delete(namespace, name);
+      else {
+        this.store.deployments.update(namespace, name, prev.revision, d.prevReplicas ?? 0, "active", at);
+        this.store.deployments.setPrevious(namespace, name, null, null);
+      }
+      this.audit.record({
+        type: "deploy.rolled_back", outcome: "error", actor: "service:gateway", resource: "deployments", namespace, target: name, reason: why.slice(0, 200),
+        deploy: { revision: failed.revision, jti: failed.jti, digest: failed.digest },
+      });
+    });
+    if (prev === undefined) return;
+    // Replicas of the restored revision that the rollout had already removed come back.
+    const have = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === prev.revision);
+    const want = d.prevReplicas ?? 0;
+    const missing = [...Array(want).keys()].filter((o) => !have.some((r) => r.ordinal === o));
+    if (missing.length > 0) {
+      const placed = await this.place(this.specOf(prev), prev.imageId, missing.length);
+      this.store.transaction(() => {
+        missing.forEach((ordinal, i) => {
+          const containerName = replicaContainerName(this.gatewayId, namespace, name, prev.revision, ordinal);
+          this.store.deployments.insertReplica({ containerName, namespace, name, revision: prev.revision, ordinal, node: placed.nodes[i] as string }, at);
+        });
+      });
+    }
+    const tpl = this.template(prev);
+    for (const r of this.store.deployments.replicasOf(namespace, name).filter((x) => x.revision === prev.revision)) {
+      await this.startAndWait(r, tpl).catch((e: unknown) => this.logger.error({ err: String(e), container: r.containerName }, "rollback: restoring a replica failed"));
+    }
+  }
+
+  /** Builds, stores and audits the answer to a request. */
+  private answer(v: VerifiedDeployRequest, ctx: RequestContext): DecisionRecord {
+    const { namespace, name } = v.claims;
+    const d = this.store.deployments.get(namespace, name);
+    const reps = d === undefined ? [] : this.store.deployments.replicasOf(namespace, name);
+    const rev = d === undefined ? undefined : this.store.deployments.revision(namespace, name, d.revision);
+    const outcome = ({ create: "deployed", update: "updated", scale: "scaled", delete: "deleted" } as const)[v.claims.op];
+    const placement = reps.map((r) => ({ container: r.containerName, ordinal: r.ordinal, revision: r.revision, node: r.node, containerId: r.containerId, runtime: r.runtime }));
+    const record: DecisionRecord = {
+      outcome,
+      operation: v.claims.op,
+      namespace,
+      name,
+      revision: rev?.revision ?? 0,
+      replicas: d?.replicas ?? 0,
+      requester: v.requester,
+      signer: { identity: v.requester, certificateSha256: certificateSha256(v.signerCertificatePem) },
+      jti: v.claims.jti,
+      manifestDigest: v.claims.manifestDigest,
+      imageId: rev?.imageId ?? "",
+      runtime: { requested: RUNTIME_OF[v.spec.runtime], actual: [...new Set(reps.map((r) => r.runtime).filter((x): x is string => x !== null))].sort() },
+      placement,
+      rbac: ctx.rbac ?? null,
+      admission: ctx.admission ?? [],
+      requestId: ctx.requestId ?? null,
+      at: this.clock.now().toISOString(),
+    };
+    const json = canonicalize(record);
+    this.store.transaction(() => {
+      this.ledger.setResult(v.claims.jti, json);
+      this.audit.record({
+        type: "deploy.completed", outcome: "allowed", actor: v.requester, actorSerial: ctx.actorSerial, requestId: ctx.requestId,
+        resource: "deployments", namespace, target: v.claims.jti, reason: outcome,
+        deploy: {
+          revision: record.revision, jti: record.jti, digest: record.manifestDigest, imageId: record.imageId, runtime: record.runtime.requested,
+          actualRuntimes: [...record.runtime.actual], nodes: [...new Set(placement.map((p) => p.node))].sort(),
+          containers: placement.map((p) => p.container), replicas: record.replicas,
+          decisionSha256: createHash("sha256").update(json).digest("hex"),
+        },
+      });
+    });
+    return record;
+  }
+}
+
+/** The stored answer of an accepted request: its decision record, or its failure again. */
+function replay(result: string): DecisionRecord {
+  const parsed = JSON.parse(result) as DecisionRecord | { error: { code: string; detail: string | null } };
+  if ("error" in parsed) {
+    const code = isErrorCode(parsed.error.code) ? parsed.error.code : "PC_INTERNAL";
+    throw pcError(code, parsed.error.detail ?? undefined);
+  }
+  return parsed;
+}
+
+function certificateSha256(pem: string): string {
+  const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
+  return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
+}
+
+function hostPortsOf(spec: DeploymentSpec): string[] {
+  return spec.network.ports.map((p) => `${p.protocol}/${p.host}`);
+}
+
+/** Whether two manifests differ in nothing but spec.replicas. */
+export function sameExceptReplicas(a: Manifest, b: Manifest): boolean {
+  const strip = (m: Manifest) => ({ ...m, spec: { ...m.spec, replicas: null } });
+  return canonicalize(strip(a)) === canonicalize(strip(b));
+}
