@@ -4,7 +4,7 @@
  */
 import { pcError } from "../core/index.js";
 import type { DeploymentRecord, Store } from "../store/index.js";
-import type { NodeAccess } from "./deployments.js";
+import type { NodeAccess } from "./placement.js";
 
 export interface ReplicaView {
   readonly container: string;

@@ -16,22 +16,15 @@
  */
 import { createHash } from "node:crypto";
 import type { AuditSink, Clock, Logger } from "../core/index.js";
-import { canonicalize, isErrorCode, isPortcullisError, pcError } from "../core/index.js";
+import { canonicalize, isPortcullisError, pcError } from "../core/index.js";
 import type { DeploymentSpec, Manifest, VerifiedDeployRequest } from "../deploy/index.js";
 import { validateManifest } from "../deploy/index.js";
 import type { DeploymentRecord, ReplicaRecord, RevisionRecord, Store } from "../store/index.js";
-import type { DockerEngine } from "./engine.js";
-import { effectiveUser, resolveImage } from "./images.js";
+import { RUNTIME_OF_CLASS } from "./container-spec.js";
+import { decisionRecord, failedAnswer, storedAnswer, type DecisionRecord, type RequestContext } from "./decision.js";
 import { removeNamespaceNetworkIfUnused } from "./networks.js";
+import { Placement, type NodeAccess, type Placed } from "./placement.js";
 import { ensureReplicaRunning, removeReplicaContainer, replicaContainerName, waitReady, type ReplicaTemplate } from "./replica-ops.js";
-import { placeReplicas, type NodeCandidate, type Resources } from "./scheduler.js";
-
-/** What the controller needs of the node registry. */
-export interface NodeAccess {
-  list(): readonly { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly state: string; readonly publishHost: string }[];
-  engine(name: string): DockerEngine;
-  status(name: string): Promise<{ readonly health: string; readonly runtimes: readonly string[]; readonly capacity: Resources }>;
-}
 
 /** What the controller needs of the replay guard: record inside the acceptance transaction, keep the answer. */
 export interface RequestLedger {
@@ -48,45 +41,6 @@ export interface ControllerOptions {
   readonly noHealthcheckBudgetMs?: number;
 }
 
-export interface RequestContext {
-  readonly requestId?: string | undefined;
-  readonly actorSerial?: string | undefined;
-  readonly sourceAddress?: string | undefined;
-  readonly rbac?: { readonly rule: string; readonly policyVersion: number } | undefined;
-  readonly admission?: readonly unknown[] | undefined;
-}
-
-export interface PlacedReplica {
-  readonly container: string;
-  readonly ordinal: number;
-  readonly revision: number;
-  readonly node: string;
-  readonly containerId: string | null;
-  readonly runtime: string | null;
-}
-
-/** The one answer to a deploy request: returned, stored with the request, referenced from the audit log. */
-export interface DecisionRecord {
-  readonly outcome: "deployed" | "updated" | "scaled" | "deleted";
-  readonly operation: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly revision: number;
-  readonly replicas: number;
-  readonly requester: string;
-  readonly signer: { readonly identity: string; readonly certificateSha256: string };
-  readonly jti: string;
-  readonly manifestDigest: string;
-  readonly imageId: string;
-  readonly runtime: { readonly requested: string; readonly actual: readonly string[] };
-  readonly placement: readonly PlacedReplica[];
-  readonly rbac: RequestContext["rbac"] | null;
-  readonly admission: readonly unknown[];
-  readonly requestId: string | null;
-  readonly at: string;
-}
-
-export const RUNTIME_OF: Readonly<Record<DeploymentSpec["runtime"], string>> = { sandboxed: "runsc", standard: "runc" };
 /** A namespace label that makes the sandbox mandatory for every deployment in it. */
 export const SANDBOX_LABEL = "portcullis.io/runtime";
 
@@ -94,6 +48,7 @@ export class DeploymentController {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly specs = new Map<string, DeploymentSpec>();
   private readonly opts: Required<ControllerOptions>;
+  private readonly placement: Placement;
 
   constructor(
     private readonly store: Store,
@@ -105,6 +60,7 @@ export class DeploymentController {
     options: ControllerOptions,
   ) {
     this.opts = { pollMs: 200, settleMs: 1_000, noHealthcheckBudgetMs: 30_000, ...options };
+    this.placement = new Placement(store, nodes, (rev) => this.specOf(rev));
   }
 
   get gatewayId(): string {
@@ -136,7 +92,7 @@ export class DeploymentController {
       if (prior !== undefined) {
         // A retry of a request already accepted. Answered before: the same answer. Never
         // answered (the gateway stopped midway): finish what the store says, then answer.
-        if (prior.result !== null) return replay(prior.result);
+        if (prior.result !== null) return storedAnswer(prior.result);
         if (v.claims.op !== "delete") await this.rollout(namespace, name);
         else await this.finishDelete(namespace, name);
         return this.answer(v, ctx);
@@ -155,7 +111,7 @@ export class DeploymentController {
       } catch (e) {
         // An accepted request that failed keeps its failure as its answer, for a retry.
         if (isPortcullisError(e) && this.ledger.get(v.claims.jti) !== undefined) {
-          this.ledger.setResult(v.claims.jti, JSON.stringify({ error: { code: e.code, detail: e.detail ?? null } }));
+          this.ledger.setResult(v.claims.jti, failedAnswer(e.code, e.detail));
         }
         throw e;
       }
@@ -185,85 +141,6 @@ export class DeploymentController {
     return { spec: this.specOf(rev), revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId };
   }
 
-  /** Node candidates for placement, with the image resolved on each. */
-  private async candidates(imageRef: string, namespace: string, name: string, replacing: boolean): Promise<{ candidates: NodeCandidate[]; imageIds: Map<string, string> }> {
-    const allocated = new Map<string, { nanoCpus: number; memoryBytes: number; pids: number }>();
-    const same = new Map<string, number>();
-    const ports = new Map<string, Set<string>>();
-    for (const r of this.store.deployments.allReplicas()) {
-      const rev = this.store.deployments.revision(r.namespace, r.name, r.revision);
-      if (rev === undefined) continue;
-      const own = r.namespace === namespace && r.name === name;
-      // An update replaces the deployment's replicas: theirs is not counted as taken (a
-      // rollout holds at most maxSurge replicas more than that for a moment).
-      if (!(own && replacing)) {
-        const res = this.specOf(rev).resources;
-        const a = allocated.get(r.node) ?? { nanoCpus: 0, memoryBytes: 0, pids: 0 };
-        allocated.set(r.node, { nanoCpus: a.nanoCpus + res.nanoCpus, memoryBytes: a.memoryBytes + res.memoryBytes, pids: a.pids + res.pids });
-      }
-      if (own) same.set(r.node, (same.get(r.node) ?? 0) + 1);
-      // The deployment's own ports are excluded: its old replicas go as the new ones come.
-      else for (const p of hostPortsOf(this.specOf(rev))) ports.set(r.node, (ports.get(r.node) ?? new Set()).add(p));
-    }
-    const imageIds = new Map<string, string>();
-    const candidates = await Promise.all(
-      this.nodes.list().map(async (n): Promise<NodeCandidate> => {
-        const status = await this.nodes.status(n.name).catch(() => ({ health: "unreachable", runtimes: [], capacity: { nanoCpus: 0, memoryBytes: 0, pids: 0 } }));
-        let hasImage = false;
-        if (status.health === "ok") {
-          const img = await resolveImage(this.nodes.engine(n.name), imageRef).catch((e: unknown) => {
-            if (isPortcullisError(e) && e.code === "PC_RUNTIME_IMAGE_INVALID") throw e;
-            return undefined;
-          });
-          if (img !== undefined) {
-            imageIds.set(n.name, img.id);
-            hasImage = true;
-          }
-        }
-        return {
-          name: n.name,
-          labels: n.labels,
-          healthy: status.health === "ok",
-          active: n.state === "active",
-          runtimes: status.runtimes,
-          capacity: status.capacity,
-          allocated: allocated.get(n.name) ?? { nanoCpus: 0, memoryBytes: 0, pids: 0 },
-          hasImage,
-          sameDeployment: same.get(n.name) ?? 0,
-          usedHostPorts: ports.get(n.name) ?? new Set(),
-        };
-      }),
-    );
-    // A tag may point at different images on different nodes: keep the nodes that agree
-    // with the first (by name), so that every replica runs the same image id.
-    const first = [...imageIds.entries()].sort(([a], [b]) => (a < b ? -1 : 1))[0]?.[1];
-    return {
-      candidates: candidates.map((c) => (c.hasImage && imageIds.get(c.name) !== first ? { ...c, hasImage: false } : c)),
-      imageIds: new Map([...imageIds].filter(([, id]) => id === first)),
-    };
-  }
-
-  private async place(spec: DeploymentSpec, imageRef: string, count: number, replacing = false): Promise<{ nodes: readonly string[]; imageId: string }> {
-    const { candidates, imageIds } = await this.candidates(imageRef, spec.namespace, spec.name, replacing);
-    const placed = placeReplicas(candidates, {
-      replicas: count,
-      resources: spec.resources,
-      runtime: RUNTIME_OF[spec.runtime],
-      nodeLabels: spec.placement.nodeLabels,
-      spread: spec.placement.spread,
-      hostPorts: hostPortsOf(spec),
-    });
-    const imageId = [...imageIds.values()][0];
-    if (imageId === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", spec.image);
-    // The user the image runs as is checked here, before anything is recorded: an image
-    // that would run as root is refused with PC_RUNTIME_IMAGE_INVALID, not rolled out.
-    const holder = [...imageIds.keys()][0] as string;
-    const image = await resolveImage(this.nodes.engine(holder), imageId);
-    if (image === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", spec.image);
-    effectiveUser(spec.user, image.user);
-    return { nodes: placed.nodes, imageId };
-  }
-
   private acceptedEvent(v: VerifiedDeployRequest, ctx: RequestContext, revision: number, imageId: string) {
     return {
       type: "deploy.request_accepted",
@@ -276,7 +153,7 @@ export class DeploymentController {
       namespace: v.claims.namespace,
       target: v.claims.jti,
       reason: v.claims.op,
-      deploy: { revision, jti: v.claims.jti, digest: v.claims.manifestDigest, imageId, runtime: RUNTIME_OF[v.spec.runtime], replicas: v.spec.replicas },
+      deploy: { revision, jti: v.claims.jti, digest: v.claims.manifestDigest, imageId, runtime: RUNTIME_OF_CLASS[v.spec.runtime], replicas: v.spec.replicas },
     };
   }
 
@@ -286,14 +163,14 @@ export class DeploymentController {
     const current = this.store.deployments.get(namespace, name);
     if (v.claims.op === "create" && current !== undefined) throw pcError("PC_DEPLOY_EXISTS", `${namespace}/${name}`);
     if (v.claims.op === "update" && current === undefined) throw pcError("PC_DEPLOY_NOT_FOUND", `${namespace}/${name}`);
-    const { nodes, imageId } = await this.place(v.spec, v.spec.image, v.spec.replicas, true);
+    const { nodes, imageId } = await this.placement.place(v.spec, v.spec.image, v.spec.replicas, true);
     const at = this.clock.now().getTime();
     this.store.transaction(() => {
       const revision = this.store.deployments.nextRevision(namespace, name);
       this.ledger.record(v);
       this.store.deployments.insertRevision({
         namespace, name, revision, manifest: canonicalize(v.claims.manifest), digest: v.claims.manifestDigest, imageId,
-        runtime: RUNTIME_OF[v.spec.runtime], jti: v.claims.jti, requester: v.requester, createdAt: at,
+        runtime: RUNTIME_OF_CLASS[v.spec.runtime], jti: v.claims.jti, requester: v.requester, createdAt: at,
       });
       if (current === undefined) {
         this.store.deployments.insert(namespace, name, revision, v.spec.replicas, at);
@@ -324,7 +201,7 @@ export class DeploymentController {
     const want = v.spec.replicas;
     const have = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === current.revision);
     const missing = [...Array(want).keys()].filter((o) => !have.some((r) => r.ordinal === o));
-    const placed = missing.length > 0 ? await this.place(this.specOf(rev), rev.imageId, missing.length) : { nodes: [], imageId: rev.imageId };
+    const placed = missing.length > 0 ? await this.placement.place(this.specOf(rev), rev.imageId, missing.length) : ({ nodes: [], imageId: rev.imageId } satisfies Placed);
     const at = this.clock.now().getTime();
     this.store.transaction(() => {
       this.ledger.record(v);
@@ -475,7 +352,7 @@ export class DeploymentController {
     const want = d.prevReplicas ?? 0;
     const missing = [...Array(want).keys()].filter((o) => !have.some((r) => r.ordinal === o));
     if (missing.length > 0) {
-      const placed = await this.place(this.specOf(prev), prev.imageId, missing.length);
+      const placed = await this.placement.place(this.specOf(prev), prev.imageId, missing.length);
       this.store.transaction(() => {
         missing.forEach((ordinal, i) => {
           const containerName = replicaContainerName(this.gatewayId, namespace, name, prev.revision, ordinal);
@@ -495,27 +372,9 @@ export class DeploymentController {
     const d = this.store.deployments.get(namespace, name);
     const reps = d === undefined ? [] : this.store.deployments.replicasOf(namespace, name);
     const rev = d === undefined ? undefined : this.store.deployments.revision(namespace, name, d.revision);
-    const outcome = ({ create: "deployed", update: "updated", scale: "scaled", delete: "deleted" } as const)[v.claims.op];
-    const placement = reps.map((r) => ({ container: r.containerName, ordinal: r.ordinal, revision: r.revision, node: r.node, containerId: r.containerId, runtime: r.runtime }));
-    const record: DecisionRecord = {
-      outcome,
-      operation: v.claims.op,
-      namespace,
-      name,
-      revision: rev?.revision ?? 0,
-      replicas: d?.replicas ?? 0,
-      requester: v.requester,
-      signer: { identity: v.requester, certificateSha256: certificateSha256(v.signerCertificatePem) },
-      jti: v.claims.jti,
-      manifestDigest: v.claims.manifestDigest,
-      imageId: rev?.imageId ?? "",
-      runtime: { requested: RUNTIME_OF[v.spec.runtime], actual: [...new Set(reps.map((r) => r.runtime).filter((x): x is string => x !== null))].sort() },
-      placement,
-      rbac: ctx.rbac ?? null,
-      admission: ctx.admission ?? [],
-      requestId: ctx.requestId ?? null,
-      at: this.clock.now().toISOString(),
-    };
+    const record = decisionRecord(v, ctx, { replicas: d?.replicas ?? 0, revision: rev, reps, at: this.clock.now() });
+    const outcome = record.outcome;
+    const placement = record.placement;
     const json = canonicalize(record);
     this.store.transaction(() => {
       this.ledger.setResult(v.claims.jti, json);
@@ -532,25 +391,6 @@ export class DeploymentController {
     });
     return record;
   }
-}
-
-/** The stored answer of an accepted request: its decision record, or its failure again. */
-function replay(result: string): DecisionRecord {
-  const parsed = JSON.parse(result) as DecisionRecord | { error: { code: string; detail: string | null } };
-  if ("error" in parsed) {
-    const code = isErrorCode(parsed.error.code) ? parsed.error.code : "PC_INTERNAL";
-    throw pcError(code, parsed.error.detail ?? undefined);
-  }
-  return parsed;
-}
-
-function certificateSha256(pem: string): string {
-  const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
-  return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
-}
-
-function hostPortsOf(spec: DeploymentSpec): string[] {
-  return spec.network.ports.map((p) => `${p.protocol}/${p.host}`);
 }
 
 /** Whether two manifests differ in nothing but spec.replicas. */

@@ -4,6 +4,7 @@
  * object is a value (undefined, false), not an error.
  */
 import type Docker from "dockerode";
+import { statusCode } from "./engine-support.js";
 
 /** What the runtime needs to know about one image. */
 export interface ImageDetails {
@@ -35,14 +36,6 @@ export interface NetworkCreateSpec {
   readonly options: Readonly<Record<string, string>>;
 }
 
-export function statusOf(e: unknown): number | undefined {
-  if (typeof e === "object" && e !== null && "statusCode" in e) {
-    const c = (e as { statusCode: unknown }).statusCode;
-    return typeof c === "number" ? c : undefined;
-  }
-  return undefined;
-}
-
 export async function inspectImage(docker: Docker, ref: string): Promise<ImageDetails | undefined> {
   try {
     const info = await docker.getImage(ref).inspect();
@@ -55,7 +48,7 @@ export async function inspectImage(docker: Docker, ref: string): Promise<ImageDe
       labels: (config.Labels ?? {}) as Record<string, string>,
     };
   } catch (e) {
-    if (statusOf(e) === 404) return undefined;
+    if (statusCode(e) === 404) return undefined;
     throw e;
   }
 }
@@ -82,7 +75,7 @@ export async function inspectNetwork(docker: Docker, idOrName: string): Promise<
   try {
     return toNetwork((await docker.getNetwork(idOrName).inspect()) as Docker.NetworkInspectInfo);
   } catch (e) {
-    if (statusOf(e) === 404) return undefined;
+    if (statusCode(e) === 404) return undefined;
     throw e;
   }
 }
@@ -102,7 +95,7 @@ export async function createBridgeNetwork(docker: Docker, spec: NetworkCreateSpe
     });
     return network.id;
   } catch (e) {
-    if (statusOf(e) === 409) return undefined;
+    if (statusCode(e) === 409) return undefined;
     throw e;
   }
 }
@@ -115,7 +108,7 @@ export async function removeNetwork(docker: Docker, id: string): Promise<Network
     await docker.getNetwork(id).remove();
     return "removed";
   } catch (e) {
-    const status = statusOf(e);
+    const status = statusCode(e);
     if (status === 404) return "absent";
     if (status === 403 || status === 409) return "in-use";
     throw e;

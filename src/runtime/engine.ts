@@ -4,160 +4,45 @@
  * afterwards, whatever happens.
  */
 import type { Readable } from "node:stream";
-import { Agent as HttpsAgent } from "node:https";
-import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import Docker from "dockerode";
 import type { ContainerCreateOptions } from "dockerode";
-import { isPortcullisError } from "../core/index.js";
-import { containerTimedOut, engineFailed, engineUnavailable, specInvalid } from "./runtime-errors.js";
+import { containerTimedOut, engineFailed, specInvalid } from "./runtime-errors.js";
+import {
+  checkLabelSelector,
+  IMAGE_USER_RE,
+  LABEL_VALUE_RE,
+  readJsonLines,
+  REPO_TAG_RE,
+  statusCode,
+  STREAM_END_GRACE_MS,
+  tlsExtras,
+  wrap,
+} from "./engine-support.js";
+import type {
+  ContainerState,
+  ContainerSummary,
+  DockerEngineOptions,
+  EngineInfo,
+  EngineVersion,
+  ImportedImageConfig,
+  RunOnceOptions,
+  RunResult,
+} from "./engine-types.js";
+export type {
+  ContainerState,
+  ContainerSummary,
+  DockerEngineOptions,
+  EngineInfo,
+  EngineVersion,
+  ImportedImageConfig,
+  RunOnceOptions,
+  RunResult,
+} from "./engine-types.js";
 import { OutputCollector, demuxDockerStream } from "./output.js";
 import * as resources from "./engine-resources.js";
 import type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } from "./engine-resources.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/docker.sock";
-
-export interface DockerEngineOptions {
-  /** Unix socket of a local engine; the default when no host is given. */
-  readonly socketPath?: string;
-  /** A remote engine, reached over TLS with a client certificate. */
-  readonly host?: string;
-  readonly port?: number;
-  readonly ca?: string | Buffer;
-  readonly cert?: string | Buffer;
-  readonly key?: string | Buffer;
-  /**
-   * A remote engine's certificate must also carry this URI SAN (its node identity,
-   * `spiffe://<trust domain>/node/<name>`), besides the host name or address.
-   */
-  readonly serverUri?: string;
-  /** Timeout of each API request (not of a container's run); default 30 s. */
-  readonly requestTimeoutMs?: number;
-}
-
-export interface EngineVersion {
-  readonly version: string;
-  readonly apiVersion: string;
-  readonly os: string;
-  readonly arch: string;
-  readonly kernelVersion: string;
-}
-
-export interface EngineInfo {
-  readonly runtimes: readonly string[];
-  readonly cpus: number;
-  readonly memoryBytes: number;
-  readonly serverVersion: string;
-}
-
-/** What the runtime needs to know about one container. */
-export interface ContainerState {
-  readonly id: string;
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  /** created, running, paused, restarting, removing, exited, dead */
-  readonly status: string;
-  readonly running: boolean;
-  readonly restarting: boolean;
-  readonly exitCode: number;
-  readonly oomKilled: boolean;
-  /** starting, healthy or unhealthy, when the container has a healthcheck. */
-  readonly health: string | undefined;
-  readonly restartCount: number;
-  /** The OCI runtime the engine used (runc, runsc). */
-  readonly runtime: string;
-  readonly imageId: string;
-}
-
-export interface ContainerSummary {
-  readonly id: string;
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly state: string;
-}
-
-/** Configuration an imported image is given besides its labels. */
-export interface ImportedImageConfig {
-  /** The image's USER: a name or uid, with an optional group. */
-  readonly user?: string;
-  /** The image's CMD (exec form). */
-  readonly cmd?: readonly string[];
-}
-
-export interface RunOnceOptions {
-  /** The container is killed and removed if it has not exited by then. */
-  readonly timeoutMs: number;
-  /** Output kept per stream; the rest is dropped and `truncated` is set. Default 1 MiB. */
-  readonly maxOutputBytes?: number;
-}
-
-export interface RunResult {
-  readonly exitCode: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly truncated: boolean;
-}
-
-const UNREACHABLE_CODES = new Set([
-  "ENOENT", "ECONNREFUSED", "ECONNRESET", "EACCES", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH",
-  "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN",
-]);
-const LABEL_SELECTOR_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}(=[A-Za-z0-9._:/@+-]{0,256})?$/;
-const LABEL_VALUE_RE = /^[A-Za-z0-9._:/@+-]{0,256}$/;
-const REPO_TAG_RE = /^[a-z0-9][a-z0-9._\-/]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const IMAGE_USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
-const STREAM_END_GRACE_MS = 2_000;
-
-function errorCode(e: unknown): string | undefined {
-  if (typeof e === "object" && e !== null && "code" in e) {
-    const c = (e as { code: unknown }).code;
-    return typeof c === "string" ? c : undefined;
-  }
-  return undefined;
-}
-
-function statusCode(e: unknown): number | undefined {
-  if (typeof e === "object" && e !== null && "statusCode" in e) {
-    const c = (e as { statusCode: unknown }).statusCode;
-    return typeof c === "number" ? c : undefined;
-  }
-  return undefined;
-}
-
-function isUnreachable(e: unknown): boolean {
-  const code = errorCode(e);
-  if (code !== undefined && UNREACHABLE_CODES.has(code)) return true;
-  return e instanceof Error && /timeout/i.test(e.message) && statusCode(e) === undefined;
-}
-
-function wrap(operation: string, e: unknown): Error {
-  if (isPortcullisError(e)) return e;
-  return isUnreachable(e) ? engineUnavailable(e) : engineFailed(operation, e);
-}
-
-/**
- * Options docker-modem passes on to https.request (its type declarations lack `agent`
- * and call `checkServerIdentity` a boolean). Connections are pooled per engine: a shared
- * pool could hand a request for one engine a connection whose peer was checked for another.
- */
-function tlsExtras(serverUri: string | undefined): Docker.DockerOptions {
-  const extras: Record<string, unknown> = { agent: new HttpsAgent({ keepAlive: true }) };
-  if (serverUri !== undefined) extras.checkServerIdentity = serverIdentityCheck(serverUri);
-  return extras as Docker.DockerOptions;
-}
-
-/** The host check TLS always makes, and then the engine's node identity. */
-function serverIdentityCheck(uri: string): (host: string, cert: PeerCertificate) => Error | undefined {
-  return (host, cert) => {
-    const hostError = checkServerIdentity(host, cert);
-    if (hostError !== undefined) return hostError;
-    const sans = (cert.subjectaltname ?? "").split(", ");
-    return sans.includes(`URI:${uri}`) ? undefined : new Error("the engine's certificate does not name the expected node");
-  };
-}
-
-function checkLabelSelector(label: string): void {
-  if (!LABEL_SELECTOR_RE.test(label)) throw specInvalid("label", "must be key or key=value");
-}
 
 export class DockerEngine {
   private readonly docker: Docker;
@@ -539,19 +424,4 @@ export class DockerEngine {
       throw wrap("list a network's containers", e);
     }
   }
-}
-
-async function readJsonLines(stream: Readable): Promise<unknown[]> {
-  let text = "";
-  for await (const chunk of stream) text += Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk);
-  const out: unknown[] = [];
-  for (const line of text.split(/\r?\n/)) {
-    if (line.trim() === "") continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      out.push({ error: "unreadable progress message" });
-    }
-  }
-  return out;
 }

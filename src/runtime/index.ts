@@ -52,8 +52,11 @@ export {
 export type { NamespaceNetworkOptions } from "./networks.js";
 export type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } from "./engine-resources.js";
 export type { ImportedImageConfig } from "./engine.js";
-export { DeploymentController, RUNTIME_OF, SANDBOX_LABEL, sameExceptReplicas } from "./deployments.js";
-export type { ControllerOptions, DecisionRecord, NodeAccess, PlacedReplica, RequestContext, RequestLedger } from "./deployments.js";
+export { DeploymentController, SANDBOX_LABEL, sameExceptReplicas } from "./deployments.js";
+export type { ControllerOptions, RequestLedger } from "./deployments.js";
+export type { DecisionRecord, PlacedReplica, RequestContext } from "./decision.js";
+export { Placement, hostPortsOf } from "./placement.js";
+export type { NodeAccess, Placed } from "./placement.js";
 export { DeploymentViews } from "./deployment-views.js";
 export type { DeploymentView, ReplicaView, RevisionView } from "./deployment-views.js";
 export { Reconciler } from "./reconciler.js";

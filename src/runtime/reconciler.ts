@@ -18,7 +18,8 @@ import type { AuditSink, Clock, Logger } from "../core/index.js";
 import { isPortcullisError } from "../core/index.js";
 import type { ReplicaRecord, Store } from "../store/index.js";
 import { GATEWAY_LABEL } from "./container-spec.js";
-import type { DeploymentController, NodeAccess } from "./deployments.js";
+import type { DeploymentController } from "./deployments.js";
+import type { NodeAccess } from "./placement.js";
 import { ensureReplicaRunning, removeReplicaContainer } from "./replica-ops.js";
 
 export interface ReconcilerOptions {

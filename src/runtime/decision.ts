@@ -1,0 +1,101 @@
+/**
+ * The decision record: the one answer to a deploy request. It is returned to the caller,
+ * stored with the signed request (so that a retry gets the same answer), and its SHA-256
+ * is in the audit entry of the completion.
+ */
+import { createHash } from "node:crypto";
+import { isErrorCode, pcError } from "../core/index.js";
+import type { VerifiedDeployRequest } from "../deploy/index.js";
+import type { ReplicaRecord, RevisionRecord } from "../store/index.js";
+import { RUNTIME_OF_CLASS } from "./container-spec.js";
+
+export interface RequestContext {
+  readonly requestId?: string | undefined;
+  readonly actorSerial?: string | undefined;
+  readonly sourceAddress?: string | undefined;
+  readonly rbac?: { readonly rule: string; readonly policyVersion: number } | undefined;
+  readonly admission?: readonly unknown[] | undefined;
+}
+
+export interface PlacedReplica {
+  readonly container: string;
+  readonly ordinal: number;
+  readonly revision: number;
+  readonly node: string;
+  readonly containerId: string | null;
+  /** The runtime the engine reported after the start (runc, runsc). */
+  readonly runtime: string | null;
+}
+
+export interface DecisionRecord {
+  readonly outcome: "deployed" | "updated" | "scaled" | "deleted";
+  readonly operation: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly revision: number;
+  readonly replicas: number;
+  readonly requester: string;
+  readonly signer: { readonly identity: string; readonly certificateSha256: string };
+  readonly jti: string;
+  readonly manifestDigest: string;
+  readonly imageId: string;
+  readonly runtime: { readonly requested: string; readonly actual: readonly string[] };
+  readonly placement: readonly PlacedReplica[];
+  readonly rbac: RequestContext["rbac"] | null;
+  readonly admission: readonly unknown[];
+  readonly requestId: string | null;
+  readonly at: string;
+}
+
+const OUTCOME = { create: "deployed", update: "updated", scale: "scaled", delete: "deleted" } as const;
+
+/** The record of a request, from the state it left. */
+export function decisionRecord(
+  v: VerifiedDeployRequest,
+  ctx: RequestContext,
+  state: { readonly replicas: number; readonly revision: RevisionRecord | undefined; readonly reps: readonly ReplicaRecord[]; readonly at: Date },
+): DecisionRecord {
+  const { reps, revision: rev } = state;
+  return {
+    outcome: OUTCOME[v.claims.op],
+    operation: v.claims.op,
+    namespace: v.claims.namespace,
+    name: v.claims.name,
+    revision: rev?.revision ?? 0,
+    replicas: state.replicas,
+    requester: v.requester,
+    signer: { identity: v.requester, certificateSha256: certificateSha256(v.signerCertificatePem) },
+    jti: v.claims.jti,
+    manifestDigest: v.claims.manifestDigest,
+    imageId: rev?.imageId ?? "",
+    runtime: {
+      requested: RUNTIME_OF_CLASS[v.spec.runtime],
+      actual: [...new Set(reps.map((r) => r.runtime).filter((x): x is string => x !== null))].sort(),
+    },
+    placement: reps.map((r) => ({ container: r.containerName, ordinal: r.ordinal, revision: r.revision, node: r.node, containerId: r.containerId, runtime: r.runtime })),
+    rbac: ctx.rbac ?? null,
+    admission: ctx.admission ?? [],
+    requestId: ctx.requestId ?? null,
+    at: state.at.toISOString(),
+  };
+}
+
+/** The stored answer of an accepted request: its decision record, or its failure again. */
+export function storedAnswer(result: string): DecisionRecord {
+  const parsed = JSON.parse(result) as DecisionRecord | { error: { code: string; detail: string | null } };
+  if ("error" in parsed) {
+    const code = isErrorCode(parsed.error.code) ? parsed.error.code : "PC_INTERNAL";
+    throw pcError(code, parsed.error.detail ?? undefined);
+  }
+  return parsed;
+}
+
+/** What a failed request stores as its answer. */
+export function failedAnswer(code: string, detail: string | undefined): string {
+  return JSON.stringify({ error: { code, detail: detail ?? null } });
+}
+
+function certificateSha256(pem: string): string {
+  const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
+  return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
+}
