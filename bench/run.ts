@@ -1,5 +1,5 @@
 /**
- * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify] [-- --cpu-prof[=dir]]`.
+ * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify deploy] [-- --cpu-prof[=dir]]`.
  *
  * Each benchmark runs in its own process, pinned to CPU 0 when `taskset` works; the
  * benchmarks that need a client start it on CPU 1. Each measures its baseline in the
@@ -21,8 +21,11 @@ const BENCHMARKS: Record<string, string> = {
   rbac: "rbac.ts",
   "audit-append": "audit-append.ts",
   "audit-verify": "audit-verify.ts",
+  deploy: "deploy.ts",
 };
 const BENCH_TIMEOUT_MS = 110_000;
+/** Benchmarks that need longer than BENCH_TIMEOUT_MS (deploy starts and removes some 360 containers). */
+const TIMEOUT_MS: Readonly<Record<string, number>> = { deploy: 600_000 };
 
 function cpuModel(): string {
   try {
@@ -41,7 +44,7 @@ async function runOne(name: string, file: string): Promise<BenchResult | undefin
   child.on("message", (m: unknown) => {
     result = m as BenchResult;
   });
-  const code = await waitExit(child, BENCH_TIMEOUT_MS);
+  const code = await waitExit(child, TIMEOUT_MS[name] ?? BENCH_TIMEOUT_MS);
   if (code !== 0 || !result) {
     process.stdout.write(`${name}: did not complete (exit ${code ?? "killed"})\n\n`);
     return undefined;
