@@ -71,8 +71,9 @@ const SYSTEM_ACTOR: Actor = { identity: "service:portcullis-init" };
 export const FIRST_ADMIN = "user:admin";
 
 /**
- * Creates a data directory with a root CA, an issuing intermediate, the gateway's
- * server certificate and the first administrator's profile. Refuses an existing
+ * Creates a data directory with a root CA, an issuing intermediate, the engine-client
+ * CA and the gateway's client certificate for engines, the gateway's server
+ * certificate and the first administrator's profile. Refuses an existing
  * directory; on any failure removes what it created, so nothing is half-made.
  */
 export function initGateway(opts: InitOptions): InitResult {
@@ -124,6 +125,7 @@ export function initGateway(opts: InitOptions): InitResult {
     writeServerCredentials(opts.dataDir, server.keyPem, leaf.pem, ca.intermediatePem);
 
     issueAuditCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
+    pki.ensureEngineClientAuthority(opts.dataDir, SYSTEM_ACTOR);
     issueGatewayClientCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
     new NodeRegistry(store, audit, clock).add(LOCAL_NODE, LOCAL_ENDPOINT, {}, SYSTEM_ACTOR);
     new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
@@ -258,8 +260,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return { source, close: () => reader.close() };
   };
   const engine = new DockerEngine();
-  // The client certificate (service:gateway) for TCP engines; issued here for data
-  // directories made before it existed, renewed with the others below.
+  // The client certificate (service:gateway) for TCP engines, from the engine-client CA;
+  // both are made here for data directories from before them, the certificate renewed
+  // with the others below.
+  pki.ensureEngineClientAuthority(opts.dataDir, systemActor);
   let gatewayClient = ensureGatewayClientCredentials(pki, opts.dataDir, clock);
   const nodes = new NodeRegistry(store, audit, clock, () => gatewayClient, { trustDomain: config.trustDomain });
   const replay = new ReplayGuard(store, clock);

@@ -49,6 +49,7 @@ export const ERRORS = {
     message: "the request names a different identity than it is entitled to",
   },
   PC_PKI_TTL_INVALID: { status: 400, message: "requested lifetime is not allowed" },
+  PC_PKI_PROFILE_REFUSED: { status: 400, message: "this CA does not issue that certificate" },
   PC_PKI_TOKEN_INVALID: { status: 401, message: "enrollment token is not valid" },
   PC_PKI_TOKEN_USED: { status: 401, message: "enrollment token has already been used" },
   PC_PKI_TOKEN_EXPIRED: { status: 401, message: "enrollment token has expired" },

@@ -1,25 +1,27 @@
 /**
  * The gateway's client certificate for the engines it reaches over TCP: identity
- * `service:gateway`, EKU clientAuth, the service lifetime, renewed like every other
- * certificate once two thirds of its life have passed. The key (P-256) is written 0600
- * into the data directory and never leaves it.
+ * `service:gateway`, EKU clientAuth, the service lifetime, issued by the engine-client
+ * CA (the only certificate that CA issues), renewed like every other certificate once
+ * two thirds of its life have passed. The key (P-256) is written 0600 into the data
+ * directory and never leaves it.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { parseIdentity, type Clock } from "../core/index.js";
+import type { Clock } from "../core/index.js";
 import { readKeyFile, writeFileAtomic, writeKeyFile } from "../store/index.js";
 import { certificatesFromPem, renewalDue } from "./certificate-info.js";
 import { toPem } from "./der.js";
+import { ENGINE_CLIENT_IDENTITY } from "./engine-client-ca.js";
 import { generateKeyPair, privateKeyPem, spkiDer } from "./keys.js";
 import { pkiPaths } from "./layout.js";
 import type { Actor, PkiService } from "./service.js";
 
-export const GATEWAY_CLIENT_IDENTITY = "service:gateway";
+export const GATEWAY_CLIENT_IDENTITY = ENGINE_CLIENT_IDENTITY;
 
 export interface GatewayClientCredentials {
   /** Our CA (root and issuing CA): the trust anchors for engine certificates. */
   readonly caPem: string;
-  /** The client certificate, then its issuer. */
+  /** The client certificate, then its issuer (the engine-client CA). */
   readonly certPem: string;
   readonly keyPem: string;
   readonly notBefore: Date;
@@ -28,10 +30,10 @@ export interface GatewayClientCredentials {
 
 const ISSUER: Actor = { identity: "service:portcullis" };
 
-/** Issues a new key and `service:gateway` client certificate and writes them. */
+/** Issues a new key and `service:gateway` client certificate from the engine-client CA and writes them. */
 export function issueGatewayClientCredentials(pki: PkiService, dataDir: string, actor: Actor = ISSUER): GatewayClientCredentials {
   const kp = generateKeyPair("ec-p256");
-  const issued = pki.issueClient(parseIdentity(GATEWAY_CLIENT_IDENTITY), spkiDer(kp.publicKey), actor);
+  const issued = pki.issueEngineClient(spkiDer(kp.publicKey), actor);
   const p = pkiPaths(dataDir);
   writeKeyFile(p.gatewayClientKey, privateKeyPem(kp.privateKey));
   writeFileAtomic(p.gatewayClientCert, issued.certificate + issued.chain, 0o644);
@@ -52,8 +54,9 @@ export function loadGatewayClientCredentials(dataDir: string, caPem: string): Ga
 
 /**
  * Issues new credentials when there are none (a data directory from before TCP engines),
- * when they are unreadable, or when two thirds of the certificate's life have passed.
- * Returns the credentials in force.
+ * when they are unreadable, when the certificate is not the engine-client CA's (one
+ * from before that CA existed), or when two thirds of its life have passed. Returns the
+ * credentials in force.
  */
 export function ensureGatewayClientCredentials(pki: PkiService, dataDir: string, clock: Clock): GatewayClientCredentials {
   const p = pkiPaths(dataDir);
@@ -64,5 +67,6 @@ export function ensureGatewayClientCredentials(pki: PkiService, dataDir: string,
   } catch {
     return issueGatewayClientCredentials(pki, dataDir);
   }
+  if (!pki.engineClients.issued(c.certPem)) return issueGatewayClientCredentials(pki, dataDir);
   return renewalDue(c.notBefore, c.notAfter, clock.now()) ? issueGatewayClientCredentials(pki, dataDir) : c;
 }

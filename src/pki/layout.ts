@@ -7,6 +7,9 @@ export function pkiPaths(dataDir: string) {
     rootKey: join(dataDir, "ca", "root.key"),
     intermediateCert: join(dataDir, "ca", "intermediate.crt"),
     intermediateKey: join(dataDir, "ca", "intermediate.key"),
+    /** The engine-client CA: issues only the gateway's client certificate for engines. */
+    engineClientCaCert: join(dataDir, "ca", "engine-client-ca.crt"),
+    engineClientCaKey: join(dataDir, "ca", "engine-client-ca.key"),
     serverCert: join(dataDir, "server", "server.crt"),
     serverKey: join(dataDir, "server", "server.key"),
     /** The gateway's client certificate (service:gateway) for TCP engines, and its key. */

@@ -1,17 +1,17 @@
-import { createHash } from "node:crypto";
-import { isIP } from "node:net";
 import { readFileSync } from "node:fs";
 import type { AuditEvent, AuditSink, Clock, GatewayConfig, Identity } from "../core/index.js";
-import { formatIdentity, identityToSpiffe, parseHostPort, parseIdentity, pcError, randomToken } from "../core/index.js";
+import { formatIdentity, identityToSpiffe, parseIdentity, pcError, randomToken } from "../core/index.js";
 import type { CertificateRecord, Store } from "../store/index.js";
-import { readKeyFile, writeFileAtomic, writeKeyFile } from "../store/index.js";
+import { readKeyFile } from "../store/index.js";
 import { CertificateAuthority, type IssuedLeaf, type LeafRequest } from "./authority.js";
-import type { SanEntry } from "./certificate.js";
-import { certificatesFromPem } from "./certificate-info.js";
+import { certificateInfo, certificatesFromPem } from "./certificate-info.js";
 import { isRevocationReason, type RevocationReason } from "./crl.js";
 import { parseCsr } from "./csr.js";
-import { generateKeyPair, loadPrivateKey, privateKeyPem, spkiDer } from "./keys.js";
+import { EngineClientAuthority, ENGINE_CLIENT_IDENTITY, loadEngineClientAuthority, writeEngineClientAuthority } from "./engine-client-ca.js";
+import { loadPrivateKey } from "./keys.js";
 import { pkiPaths } from "./layout.js";
+import { hashToken, TOKEN_RE } from "./enroll-token.js";
+import { serverSans } from "./server-credentials.js";
 
 /** Leaf CRLs are re-signed well before they lapse; the root CRL lasts a year. */
 export const LEAF_CRL_VALIDITY_MS = 7 * 24 * 3_600_000;
@@ -53,19 +53,6 @@ export interface Actor {
   readonly requestId?: string | undefined;
 }
 
-/** DNS and IP SANs for the gateway's server certificate. */
-export function serverSans(config: Pick<GatewayConfig, "listen" | "bootstrapListen" | "sans">): SanEntry[] {
-  const names = new Set<string>();
-  for (const l of [config.listen, config.bootstrapListen]) {
-    const { host } = parseHostPort(l);
-    if (host === "0.0.0.0" || host === "::") continue;
-    names.add(host);
-    if (host === "127.0.0.1" || host === "::1" || host === "localhost") names.add("localhost");
-  }
-  for (const s of config.sans) names.add(s);
-  return [...names].map((n) => (isIP(n) ? { ip: n } : { dns: n }));
-}
-
 /**
  * The PKI domain's operations. Every state change and its audit event commit in one
  * transaction: if the audit write fails, nothing changes.
@@ -73,6 +60,7 @@ export function serverSans(config: Pick<GatewayConfig, "listen" | "bootstrapList
 export class PkiService {
   private crlCache: CrlSet | undefined;
   private rootCrlPem: string | undefined;
+  private engineClientCa: EngineClientAuthority | undefined;
 
   constructor(
     readonly ca: CertificateAuthority,
@@ -99,7 +87,61 @@ export class PkiService {
       config.trustDomain,
       clock,
     );
-    return new PkiService(ca, store, audit, clock, config);
+    const pki = new PkiService(ca, store, audit, clock, config);
+    pki.engineClientCa = loadEngineClientAuthority(dataDir, config.trustDomain, clock);
+    return pki;
+  }
+
+  /**
+   * The engine-client CA (see engine-client-ca.ts). `init` creates it; a data directory
+   * from before it existed gets it at start, through `ensureEngineClientAuthority`.
+   */
+  get engineClients(): EngineClientAuthority {
+    if (!this.engineClientCa) throw pcError("PC_STORE_CORRUPT", "the data directory has no engine-client CA");
+    return this.engineClientCa;
+  }
+
+  /**
+   * Loads the engine-client CA of `dataDir`, or creates it under our root (the
+   * intermediate lifetime), writes it there and records it, with its audit entry.
+   */
+  ensureEngineClientAuthority(dataDir: string, actor: Actor): EngineClientAuthority {
+    this.engineClientCa ??= loadEngineClientAuthority(dataDir, this.config.trustDomain, this.clock);
+    if (this.engineClientCa) return this.engineClientCa;
+    const a = EngineClientAuthority.create(this.ca, this.clock, this.config.lifetimes.intermediate);
+    const info = certificateInfo(a.material.certDer);
+    this.store.transaction(() => {
+      this.store.certificates.insert({
+        serial: info.serialHex,
+        identity: "ca:engine-client",
+        kind: "ca",
+        profile: "ca",
+        fingerprint: info.fingerprint,
+        notBefore: info.notBefore.getTime(),
+        notAfter: info.notAfter.getTime(),
+        issuedAt: this.clock.now().getTime(),
+        pem: a.certPem,
+      });
+      this.audit.record(this.event(actor, "pki.certificate_issued", "allowed", info.serialHex, "engine-client CA"));
+      writeEngineClientAuthority(dataDir, a);
+    });
+    this.engineClientCa = a;
+    return a;
+  }
+
+  /**
+   * Issues the gateway's client certificate for engines from the engine-client CA
+   * (`chain` is that CA), stores it and audits it in one transaction.
+   */
+  issueEngineClient(spki: Buffer, actor: Actor): IssuedBundle {
+    const issuer = this.engineClients;
+    const identity = parseIdentity(ENGINE_CLIENT_IDENTITY);
+    const leaf = issuer.issueLeaf({ spki, profile: "client", identity, lifetimeMs: this.lifetimeFor(identity) });
+    this.store.transaction(() => {
+      this.store.certificates.insert(this.record(leaf, ENGINE_CLIENT_IDENTITY, identity.kind, "engine-client"));
+      this.audit.record(this.event(actor, "pki.certificate_issued", "allowed", leaf.serialHex));
+    });
+    return { ...this.bundle(ENGINE_CLIENT_IDENTITY, leaf), chain: issuer.certPem };
   }
 
   private event(actor: Actor, type: string, outcome: AuditEvent["outcome"], target?: string, reason?: string): AuditEvent {
@@ -335,23 +377,6 @@ export class PkiService {
 }
 
 /**
- * Enrollment tokens are `pct_<base64url SPIFFE ID>.<32 random bytes, base64url>`: the
- * client learns which identity to request from the token itself; the server trusts
- * only its stored record, found by the hash of the whole token.
- */
-export const TOKEN_RE = /^pct_[A-Za-z0-9_-]{8,400}\.[A-Za-z0-9_-]{43}$/;
-
-/** The SPIFFE ID a token was issued for, as the client reads it (not trusted by the server). */
-export function spiffeIdOfToken(token: string): string {
-  if (!TOKEN_RE.test(token)) throw pcError("PC_PKI_TOKEN_INVALID");
-  return Buffer.from(token.slice(4, token.indexOf(".")), "base64url").toString("utf8");
-}
-
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
-/**
  * A serial as it is stored: whole octets in lower-case hex, without leading zero octets
  * (`0a1b…`, as node and openssl print it). A leading zero digit is kept or restored: the
  * first octet of one serial in sixteen is below 0x10.
@@ -373,16 +398,3 @@ export interface InitResult {
   readonly adminProfilePath: string;
   readonly config: GatewayConfig;
 }
-
-/** Writes a freshly issued server key and certificate (with the chain) into the data dir. */
-export function writeServerCredentials(dataDir: string, keyPem: string, certPem: string, chainPem: string): void {
-  const p = pkiPaths(dataDir);
-  writeKeyFile(p.serverKey, keyPem);
-  writeFileAtomic(p.serverCert, certPem + chainPem, 0o644);
-}
-
-export function newServerKey() {
-  const kp = generateKeyPair("ec-p256");
-  return { keyPem: privateKeyPem(kp.privateKey), spki: spkiDer(kp.publicKey) };
-}
-

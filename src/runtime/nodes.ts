@@ -2,7 +2,8 @@
  * Nodes: the Docker engines the gateway schedules onto. A node is reached through its
  * local socket (`unix:///path/to/docker.sock`) or over TCP with mutual TLS
  * (`tcp://HOST:PORT`): the gateway presents its `service:gateway` client certificate
- * and accepts only an engine certificate from our CA that names the node
+ * from the engine-client CA (the only CA an engine trusts for clients) and accepts only
+ * an engine certificate from our CA that names the node
  * (`spiffe://<trust domain>/node/<name>`) and the host. Plain TCP does not exist here.
  *
  * Capacity: CPUs and memory are what the engine reports (NCPU, MemTotal); engines do
@@ -31,9 +32,9 @@ const MAX_SOCKET_PATH = 107;
 
 /** The gateway's client credentials for TCP engines. */
 export interface NodeCredentials {
-  /** Trust anchors for engine certificates (our CA). */
+  /** Trust anchors for engine certificates (our CA: root and issuing intermediate). */
   readonly caPem: string;
-  /** The `service:gateway` client certificate and its issuer. */
+  /** The `service:gateway` client certificate and its issuer, the engine-client CA. */
   readonly certPem: string;
   readonly keyPem: string;
 }

@@ -130,6 +130,14 @@ describe("API handshake refusals", () => {
     await expectRefused(cert, key, /^INVALID_PURPOSE$/);
   });
 
+  it("refuses the gateway's engine-client certificate (issued by the engine-client CA, for engines only)", async () => {
+    const cert = readFileSync(join(t.dataDir, "server", "gateway-client.crt"), "utf8");
+    const key = readFileSync(join(t.dataDir, "server", "gateway-client.key"), "utf8");
+    // The chain leads to our root through the engine-client CA, which the API does not
+    // trust for callers: it publishes no CRL there, so the handshake cannot pass.
+    await expectRefused(cert, key, /^UNABLE_TO_GET_CRL$/);
+  });
+
   it("refuses the issuing CA certificate used as a client certificate", async () => {
     const cert = readFileSync(join(t.dataDir, "ca", "intermediate.crt"), "utf8");
     const key = readFileSync(join(t.dataDir, "ca", "intermediate.key"), "utf8");

@@ -104,7 +104,8 @@ describe("node routes", () => {
     expectError(await post("n3", { csr: "not a csr", sans: ["127.0.0.1"] }), 400, "PC_PKI_PEM_MALFORMED");
     const issued = await post("n3", { csr: csr.pem, sans: ["engine-3.example.com", "10.1.2.3"] });
     expect(issued.status).toBe(201);
-    expect(json(issued)).toMatchObject({ identity: "node:n3" });
+    expect(json(issued)).toMatchObject({ identity: "node:n3", engineClientCa: t.gw.pki.engineClients.certPem });
+    expect(json<{ engineClientCa: string }>(issued).engineClientCa).not.toBe(t.gw.pki.ca.intermediatePem);
     expect(t.gw.pki.list("node:n3").map((c) => c.profile)).toEqual(["node-server"]);
   });
 

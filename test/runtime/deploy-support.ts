@@ -249,8 +249,9 @@ export function auditEntries(tg: TestGateway, type: string): { seq: number; at: 
 
 /**
  * A server certificate for an engine named `name` (the node's SPIFFE id and 127.0.0.1),
- * issued by the gateway's CA, written with its key and our CA bundle; and the gateway's
- * own client credentials, with which the engine is reached.
+ * issued by the gateway's CA, written with its key and, as the engine's client CA, the
+ * engine-client CA (what `node cert` writes as ca.pem); and the gateway's own client
+ * credentials, with which the engine is reached.
  */
 export function engineCredentials(tg: TestGateway, name: string): { tls: EngineTlsFiles; client: ClientTls } {
   const dir = join(tg.root, `${name}-tls`);
@@ -259,7 +260,7 @@ export function engineCredentials(tg: TestGateway, name: string): { tls: EngineT
   const csr = buildCsr({ key: kp.privateKey, publicKey: kp.publicKey, commonName: `node:${name}`, san: [{ dns: "localhost" }] });
   const issued = issueNodeServerCertificate(tg.gw.pki, name, csr.pem, ["127.0.0.1", "localhost"], { identity: "user:admin" });
   const tls = { caFile: join(dir, "ca.pem"), certFile: join(dir, "cert.pem"), keyFile: join(dir, "key.pem") };
-  writeFileSync(tls.caFile, tg.caPem);
+  writeFileSync(tls.caFile, tg.gw.pki.engineClients.certPem);
   writeFileSync(tls.certFile, issued.certificate + issued.chain);
   writeFileSync(tls.keyFile, privateKeyPem(kp.privateKey), { mode: 0o600 });
   const p = pkiPaths(tg.dataDir);

@@ -1,7 +1,9 @@
 /**
- * A second real engine, reached over TCP with mutual TLS: its server certificate comes
- * from `portcullis node cert` (the real CLI, through the API), and only the gateway's
- * `service:gateway` client certificate from our CA gets in.
+ * A second real engine, reached over TCP with mutual TLS: its server certificate and its
+ * client CA come from `portcullis node cert` (the real CLI, through the API). The engine
+ * trusts only the engine-client CA, so only the gateway's `service:gateway` certificate
+ * gets in: certificates of users and nodes from our main issuing CA, even a
+ * `service:gateway` one from there, are refused in the handshake.
  */
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -12,6 +14,7 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseIdentity, systemClock } from "../../src/core/index.js";
 import { generateKeyPair, pkiPaths, privateKeyPem, spkiDer, writeProfile } from "../../src/pki/index.js";
+import type { ClientFiles } from "../support/gateway.js";
 import { buildBusyboxImage, cleanupTestRun, describeDocker, newTestRun, testEngine } from "../support/docker.js";
 import { runCli } from "../support/cli.js";
 import { foreignCa, startTestGateway, type TestGateway } from "../support/gateway.js";
@@ -67,11 +70,29 @@ describeDocker(
       await t?.close();
     }, 60_000);
 
-    it("node cert writes the key 0600, the engine certificate and our root", () => {
-      expect(readdirSync(certDir).sort()).toEqual(["ca.pem", "cert.pem", "key.pem"]);
+    it("node cert writes the key 0600, the engine certificate, the engine-client CA as ca.pem and our root", async () => {
+      expect(readdirSync(certDir).sort()).toEqual(["ca.pem", "cert.pem", "gateway-ca.pem", "key.pem"]);
       expect(statSync(join(certDir, "key.pem")).mode & 0o777).toBe(0o600);
       const leaf = new X509Certificate(readFileSync(join(certDir, "cert.pem")));
-      const root = new X509Certificate(readFileSync(join(certDir, "ca.pem")));
+      const root = new X509Certificate(readFileSync(join(certDir, "gateway-ca.pem")));
+      // ca.pem (dockerd --tlscacert) is the engine-client CA alone: not our root, not the issuing CA.
+      const caPem = readFileSync(join(certDir, "ca.pem"), "utf8");
+      expect(caPem.match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+      const clientCa = new X509Certificate(caPem);
+      expect(clientCa.ca).toBe(true);
+      expect(clientCa.subject).toContain("CN=portcullis engine clients");
+      expect(clientCa.checkIssued(root) && clientCa.verify(root.publicKey)).toBe(true);
+      expect(clientCa.raw.equals(Buffer.from(t.gw.pki.engineClients.material.certDer))).toBe(true);
+      expect(clientCa.raw.equals(t.gw.pki.ca.material.intermediateDer)).toBe(false);
+      expect(clientCa.raw.equals(t.gw.pki.ca.material.rootDer)).toBe(false);
+      // The gateway's engine-client certificate chains to it.
+      expect(new X509Certificate(readFileSync(gwCert)).verify(clientCa.publicKey)).toBe(true);
+      // cert.pem checks against gateway-ca.pem (as docs/deploy.md shows), not against ca.pem.
+      const cert = join(certDir, "cert.pem");
+      const good = await run("openssl", ["verify", "-CAfile", join(certDir, "gateway-ca.pem"), "-untrusted", cert, cert]);
+      expect(good.code, good.stderr).toBe(0);
+      const wrong = await run("openssl", ["verify", "-partial_chain", "-CAfile", join(certDir, "ca.pem"), "-untrusted", cert, cert]);
+      expect(wrong.code).not.toBe(0);
       expect(leaf.subjectAltName?.split(", ").sort()).toEqual(["DNS:localhost", "IP Address:127.0.0.1", `URI:spiffe://${t.gw.config.trustDomain}/node/engine-2`].sort());
       expect(leaf.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1"]); // serverAuth only
       expect(root.checkIssued(root)).toBe(true);
@@ -82,7 +103,7 @@ describeDocker(
     });
 
     it("refuses a client without a certificate (curl)", async () => {
-      const r = await run("curl", ["-sS", "--max-time", "10", "--cacert", join(certDir, "ca.pem"), `https://127.0.0.1:${engine?.port}/version`]);
+      const r = await run("curl", ["-sS", "--max-time", "10", "--cacert", join(certDir, "gateway-ca.pem"), `https://127.0.0.1:${engine?.port}/version`]);
       expect(r.code).not.toBe(0);
       expect(r.stdout).not.toContain("ApiVersion");
       expect(r.stderr).toMatch(/alert|certificate/i);
@@ -96,7 +117,7 @@ describeDocker(
       const keyFile = join(t.root, "foreign.key");
       writeFileSync(certFile, leaf.pem + ca.intermediatePem);
       writeFileSync(keyFile, privateKeyPem(kp.privateKey), { mode: 0o600 });
-      const args = ["-sS", "--max-time", "10", "--cacert", join(certDir, "ca.pem"), `https://127.0.0.1:${engine?.port}/version`];
+      const args = ["-sS", "--max-time", "10", "--cacert", join(certDir, "gateway-ca.pem"), `https://127.0.0.1:${engine?.port}/version`];
       const refused = await run("curl", [...args, "--cert", certFile, "--key", keyFile]);
       expect(refused.code).not.toBe(0);
       expect(refused.stdout).not.toContain("ApiVersion");
@@ -105,6 +126,55 @@ describeDocker(
       const ok = await run("curl", [...args, "--cert", gwCert, "--key", gwKey]);
       expect(ok.code).toBe(0);
       expect(JSON.parse(ok.stdout)).toHaveProperty("ApiVersion");
+    });
+
+    /** curl with a client certificate: refused in the handshake, and dockerd says why. */
+    async function expectRefusedByCurl(c: Pick<ClientFiles, "certFile" | "keyFile">): Promise<void> {
+      const before = refusals();
+      const r = await run("curl", ["-sS", "--max-time", "10", "--cacert", join(certDir, "gateway-ca.pem"), "--cert", c.certFile, "--key", c.keyFile, `https://127.0.0.1:${engine?.port}/version`]);
+      expect(r.code).not.toBe(0);
+      expect(r.stdout).not.toContain("ApiVersion");
+      expect(r.stderr).toMatch(/alert|certificate/i);
+      await expect.poll(refusals, { timeout: 5_000 }).toBeGreaterThan(before);
+    }
+
+    /** The docker CLI with a client certificate: no answer from the server. */
+    async function expectRefusedByDockerCli(c: Pick<ClientFiles, "certFile" | "keyFile">): Promise<void> {
+      const r = await run("docker", [
+        "-H", engine?.endpoint ?? "",
+        "--tlsverify", "--tlscacert", join(certDir, "gateway-ca.pem"), "--tlscert", c.certFile, "--tlskey", c.keyFile,
+        "version", "--format", "{{.Server.Version}}",
+      ]);
+      expect(r.code).not.toBe(0);
+      expect(r.stdout.trim()).not.toMatch(/^20\.10\./);
+      expect(r.stderr).toMatch(/bad certificate|remote error|certificate/i);
+    }
+
+    /** Handshakes dockerd refused because the client certificate is not the engine-client CA's. */
+    const refusals = (): number => (engine?.log().match(/TLS handshake error.*certificate signed by unknown authority/g) ?? []).length;
+
+    it("refuses the admin's certificate from our issuing CA (curl and the docker CLI)", async () => {
+      await expectRefusedByCurl(t.admin);
+      await expectRefusedByDockerCli(t.admin);
+    });
+
+    it("refuses an enrolled user's certificate from our issuing CA", async () => {
+      const dev = t.issueClient("user:dev1");
+      await expectRefusedByCurl(dev);
+      await expectRefusedByDockerCli(dev);
+    });
+
+    it("refuses a node's client certificate from our issuing CA", async () => {
+      const node = t.issueClient("node:engine-2");
+      await expectRefusedByCurl(node);
+      await expectRefusedByDockerCli(node);
+    });
+
+    it("refuses a service:gateway certificate that our issuing CA made: the CA decides, not the name", async () => {
+      const impostor = t.issueClient("service:gateway");
+      expect(new X509Certificate(impostor.certPem).subjectAltName).toBe(`URI:spiffe://${t.gw.config.trustDomain}/service/gateway`);
+      await expectRefusedByCurl(impostor);
+      await expectRefusedByDockerCli(impostor);
     });
 
     it("lets the docker CLI in with the gateway's service:gateway certificate", async () => {

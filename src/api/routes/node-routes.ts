@@ -48,6 +48,16 @@ const view = (n: NodeRecord) => ({
   createdBy: n.createdBy,
 });
 
+/**
+ * An engine's server certificate, and `engineClientCa`: the engine-client CA, the one
+ * CA the engine is to trust for client certificates (`dockerd --tlscacert`).
+ */
+const nodeIssued = {
+  ...S.issued,
+  required: [...S.issued.required, "engineClientCa"],
+  properties: { ...S.issued.properties, engineClientCa: { type: "string" } },
+} as const;
+
 /** Actions that take no parameters: an empty object. */
 const noBody = { type: "object", additionalProperties: false, properties: {} } as const;
 
@@ -128,21 +138,21 @@ export function nodeRoutes(ctx: RouteContext): RouteDef[] {
       url: "/v1/nodes/:name/certificate",
       authz: { kind: "rbac", resource: "nodes", action: "create", namespace: CLUSTER_WIDE },
       schema: {
-        summary: "Issue an engine's server certificate (dockerd --tlsverify) for the key in a CSR",
+        summary: "Issue an engine's server certificate (dockerd --tlsverify) for the key in a CSR, with the engine-client CA for --tlscacert",
         body: {
           type: "object",
           additionalProperties: false,
           required: ["csr", "sans"],
           properties: { csr: S.pem, sans: { type: "array", minItems: 1, maxItems: 16, items: { type: "string", minLength: 1, maxLength: 253 } } },
         },
-        response: { 201: S.issued },
+        response: { 201: nodeIssued },
       },
       handler: async (req, reply) => {
         const b = req.body as { csr: string; sans: string[] };
         const name = assertNodeName(nameOf(req.params));
         const issued = issueNodeServerCertificate(ctx.pki, name, b.csr, b.sans, actorOf(req));
         reply.code(201);
-        return issued;
+        return { ...issued, engineClientCa: ctx.pki.engineClients.certPem };
       },
     }),
   ];
