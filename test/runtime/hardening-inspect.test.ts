@@ -50,6 +50,16 @@ function otherHostAddress(): string | undefined {
   return undefined;
 }
 
+/** curl until it answers (a published port can lag its container's start by a moment), at most `tries` times. */
+async function curlEventually(url: string, tries = 10): Promise<{ ok: boolean; body: string }> {
+  let last = await curl(url);
+  for (let i = 1; i < tries && !last.ok; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    last = await curl(url);
+  }
+  return last;
+}
+
 async function curl(url: string): Promise<{ ok: boolean; body: string }> {
   try {
     const { stdout } = await execFileAsync("curl", ["-sS", "--max-time", "3", url]);
@@ -211,7 +221,7 @@ describeDocker(
         expect(info.Config.ExposedPorts).toEqual({ "8080/tcp": {} });
         expect(info.HostConfig.PortBindings).toEqual({ "8080/tcp": binding });
         expect(info.NetworkSettings.Ports).toEqual({ "8080/tcp": binding });
-        expect(await curl(`http://127.0.0.1:${port}/`)).toEqual({ ok: true, body: "hello-portcullis\n" });
+        expect(await curlEventually(`http://127.0.0.1:${port}/`)).toEqual({ ok: true, body: "hello-portcullis\n" });
         const other = otherHostAddress();
         if (other !== undefined) expect((await curl(`http://${other}:${port}/`)).ok).toBe(false);
       });
