@@ -1,5 +1,4 @@
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import Docker from "dockerode";
@@ -11,8 +10,7 @@ import { buildCsr, generateKeyPair, issueNodeServerCertificate, pkiPaths, privat
 import { runCli, type CliResult } from "../support/cli.js";
 import { cleanupTestRun, dockerCli, type TestRun } from "../support/docker.js";
 import type { TestGateway } from "../support/gateway.js";
-import { freePort } from "../api/api-support.js";
-import { mountsUnder, type ClientTls, type EngineTlsFiles } from "../support/second-engine.js";
+import { engineProcess, type ClientTls, type EngineTlsFiles } from "../support/second-engine.js";
 
 /** A manifest for the busybox test image, with overrides. */
 export function busyboxManifest(
@@ -269,9 +267,8 @@ export function engineCredentials(tg: TestGateway, name: string): { tls: EngineT
 
 /**
  * A second dockerd that can be stopped and started again on the same data root and port
- * (an engine restart, a node outage). Like startSecondEngine: its own data and exec
- * roots, TCP with mutual TLS only, no bridge, no iptables. `destroy()` ends it and
- * removes everything under its directory.
+ * (an engine restart, a node outage): test/support/second-engine.ts's engine, with a
+ * client holding the gateway's credentials. `destroy()` ends it and removes everything.
  */
 export interface RestartableEngine {
   readonly port: number;
@@ -286,97 +283,20 @@ export interface RestartableEngine {
 }
 
 export async function restartableEngine(opts: { tls: EngineTlsFiles; client: ClientTls }): Promise<RestartableEngine> {
-  const root = mkdtempSync("/tmp/pc-engine-");
-  const config = join(root, "daemon.json");
-  writeFileSync(config, JSON.stringify({ runtimes: { runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=host"] } } }));
-  const logFile = join(root, "dockerd.log");
-  const port = await freePort();
-  const docker = new Docker({ host: "127.0.0.1", port, protocol: "https", ...opts.client, timeout: 5_000 });
-  let child: ChildProcess | undefined;
-  const exited = (c: ChildProcess, ms: number): Promise<boolean> =>
-    c.exitCode !== null || c.signalCode !== null
-      ? Promise.resolve(true)
-      : new Promise((res) => {
-          const t = setTimeout(() => res(false), ms);
-          c.once("exit", () => {
-            clearTimeout(t);
-            res(true);
-          });
-        });
-  const log = () => {
-    try {
-      return readFileSync(logFile, "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const e = await engineProcess(opts);
   const engine: RestartableEngine = {
-    port,
-    endpoint: `tcp://127.0.0.1:${port}`,
-    root,
-    docker,
-    log,
-    async start() {
-      const out = openSync(logFile, "a");
-      const c = spawn(
-        "dockerd",
-        [
-          "--config-file", config, "--data-root", join(root, "data"), "--exec-root", join(root, "exec"), "--pidfile", join(root, "dockerd.pid"),
-          "-H", `tcp://127.0.0.1:${port}`, "--tlsverify", "--tlscacert", opts.tls.caFile, "--tlscert", opts.tls.certFile, "--tlskey", opts.tls.keyFile,
-          "--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-        ],
-        { stdio: ["ignore", out, out] },
-      );
-      closeSync(out);
-      child = c;
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        if (c.exitCode !== null) throw new Error(`dockerd exited with ${c.exitCode}:\n${log()}`);
-        if (await docker.ping().then(() => true, () => false)) return;
-        if (Date.now() > deadline) throw new Error(`dockerd did not answer within 30 s:\n${log()}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    },
-    async stop() {
-      const c = child;
-      if (c === undefined) return;
-      child = undefined;
-      c.kill("SIGTERM");
-      if (!(await exited(c, 20_000))) {
-        c.kill("SIGKILL");
-        await exited(c, 5_000);
-      }
-    },
-    async destroy() {
-      await engine.stop();
-      for (const pid of processesUnder(root)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-      for (const m of mountsUnder(root)) execFileSync("umount", ["-l", m]);
-      rmSync(root, { recursive: true, force: true });
-    },
+    port: e.port,
+    endpoint: e.endpoint,
+    root: e.root,
+    docker: new Docker({ host: "127.0.0.1", port: e.port, protocol: "https", ...opts.client, timeout: 5_000 }),
+    log: () => e.log(),
+    start: () => e.start(),
+    stop: () => e.halt(),
+    destroy: () => e.stop(),
   };
-  await engine.start().catch(async (e: unknown) => {
+  await engine.start().catch(async (err: unknown) => {
     await engine.destroy();
-    throw e;
+    throw err;
   });
   return engine;
-}
-
-/** Processes whose command line mentions `dir` (an engine's containerd and shims). */
-function processesUnder(dir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(dir)) pids.push(Number(entry));
-    } catch {
-      // gone already
-    }
-  }
-  return pids;
 }

@@ -3,21 +3,25 @@
  *
  * `dockerd` runs with its own --data-root, --exec-root and --pidfile, listens only on
  * tcp://127.0.0.1:PORT with --tlsverify (the certificates given, from the project's CA),
- * and has no bridge, no iptables rules and no masquerading, so it leaves the host's
- * network alone. It needs no separate containerd: dockerd 20.10 starts its own, with its
+ * and has no iptables rules and no masquerading, so it leaves the host's network alone.
+ * Its default bridge is one of its own (`pcb<hex>`, an address in 10.231.0.0/16), made
+ * before it starts and removed after it stops: with `--bridge none`, dockerd deletes any
+ * interface named docker0 at start, which is the first engine's. It needs no separate containerd: dockerd 20.10 starts its own, with its
  * socket and state under the exec root (<exec-root>/containerd), so the two engines do
  * not share one. runsc is registered through a config file with --network=host, as on
  * the first engine.
  *
  * `stop()` ends the engine (SIGTERM, then SIGKILL after a grace period), ends any
  * process still running from its directories (its containerd and shims), unmounts what
- * it mounted there and removes the directories.
+ * it mounted there and removes the directories and its bridge. `engineProcess()` gives
+ * the same engine with `start()`/`halt()` apart, for restarts on the same data root.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
 import Docker from "dockerode";
 import { freePort } from "../api/api-support.js";
 
@@ -97,39 +101,39 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/** A bridge of the engine's own, with an address of its own; removed with the engine. */
+function ownBridge(): { readonly name: string; remove(): void } {
+  const name = `pcb${randomBytes(4).toString("hex")}`;
+  const taken = execFileSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" });
+  let octet = 1 + randomInt(250);
+  while (taken.includes(`10.231.${octet}.`)) octet = 1 + randomInt(250);
+  execFileSync("ip", ["link", "add", name, "type", "bridge"]);
+  execFileSync("ip", ["addr", "add", `10.231.${octet}.1/24`, "dev", name]);
+  execFileSync("ip", ["link", "set", name, "up"]);
+  return { name, remove: () => void execFileSync("ip", ["link", "del", name]) };
+}
+
+/** A second engine that can be started and halted again on the same data root and port. */
+export interface EngineProcess extends SecondEngine {
+  start(): Promise<void>;
+  /** Ends dockerd, keeping its data root (an engine restart, a node outage). */
+  halt(): Promise<void>;
+}
+
 /**
- * Starts the engine and waits until it answers over mutual TLS with `client` (or, without
- * `client`, until its port accepts connections).
+ * Prepares the engine's directories, bridge and port, without starting it. `stop()`
+ * halts it and removes everything.
  */
-export async function startSecondEngine(opts: { tls: EngineTlsFiles; client?: ClientTls }): Promise<SecondEngine> {
+export async function engineProcess(opts: { tls: EngineTlsFiles; client?: ClientTls }): Promise<EngineProcess> {
   const root = mkdtempSync("/tmp/pc-engine-");
   const dataRoot = join(root, "data");
   const execRoot = join(root, "exec");
   const config = join(root, "daemon.json");
   writeFileSync(config, JSON.stringify({ runtimes: { runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=host"] } } }));
   const logFile = join(root, "dockerd.log");
-  const out = openSync(logFile, "a");
   const port = await freePort();
-  const child = spawn(
-    "dockerd",
-    [
-      "--config-file", config,
-      "--data-root", dataRoot,
-      "--exec-root", execRoot,
-      "--pidfile", join(root, "dockerd.pid"),
-      "-H", `tcp://127.0.0.1:${port}`,
-      "--tlsverify",
-      "--tlscacert", opts.tls.caFile,
-      "--tlscert", opts.tls.certFile,
-      "--tlskey", opts.tls.keyFile,
-      "--bridge", "none",
-      "--iptables=false",
-      "--ip-masq=false",
-      "--ip-forward=false",
-    ],
-    { stdio: ["ignore", out, out] },
-  );
-  closeSync(out);
+  const bridge = ownBridge();
+  const docker = opts.client ? new Docker({ host: "127.0.0.1", port, protocol: "https", ...opts.client, timeout: 2_000 }) : undefined;
   const log = () => {
     try {
       return readFileSync(logFile, "utf8");
@@ -137,22 +141,62 @@ export async function startSecondEngine(opts: { tls: EngineTlsFiles; client?: Cl
       return "";
     }
   };
+  let child: ChildProcess | undefined;
   let stopped: Promise<void> | undefined;
-  const engine: SecondEngine = {
+  const engine: EngineProcess = {
     port,
     endpoint: `tcp://127.0.0.1:${port}`,
     dataRoot,
     execRoot,
     root,
-    pid: child.pid ?? -1,
+    get pid() {
+      return child?.pid ?? -1;
+    },
     log,
+    async start() {
+      const out = openSync(logFile, "a");
+      const c = spawn(
+        "dockerd",
+        [
+          "--config-file", config,
+          "--data-root", dataRoot,
+          "--exec-root", execRoot,
+          "--pidfile", join(root, "dockerd.pid"),
+          "-H", `tcp://127.0.0.1:${port}`,
+          "--tlsverify",
+          "--tlscacert", opts.tls.caFile,
+          "--tlscert", opts.tls.certFile,
+          "--tlskey", opts.tls.keyFile,
+          "--bridge", bridge.name,
+          "--iptables=false",
+          "--ip-masq=false",
+          "--ip-forward=false",
+        ],
+        { stdio: ["ignore", out, out] },
+      );
+      closeSync(out);
+      child = c;
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      for (;;) {
+        if (c.exitCode !== null) throw new Error(`dockerd exited with ${c.exitCode}:\n${log()}`);
+        const up = docker ? await docker.ping().then(() => true, () => false) : await tcpOpen(port);
+        if (up) return;
+        if (Date.now() > deadline) throw new Error(`dockerd did not answer within ${START_TIMEOUT_MS} ms:\n${log()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async halt() {
+      const c = child;
+      if (c === undefined) return;
+      c.kill("SIGTERM");
+      if (!(await exited(c, STOP_GRACE_MS))) {
+        c.kill("SIGKILL");
+        await exited(c, 5_000);
+      }
+    },
     stop: () =>
       (stopped ??= (async () => {
-        child.kill("SIGTERM");
-        if (!(await exited(child, STOP_GRACE_MS))) {
-          child.kill("SIGKILL");
-          await exited(child, 5_000);
-        }
+        await engine.halt();
         for (const pid of processesUnder(root)) {
           try {
             process.kill(pid, "SIGKILL");
@@ -162,18 +206,20 @@ export async function startSecondEngine(opts: { tls: EngineTlsFiles; client?: Cl
         }
         for (const m of mountsUnder(root)) execFileSync("umount", ["-l", m]);
         rmSync(root, { recursive: true, force: true });
+        bridge.remove();
       })()),
   };
+  return engine;
+}
+
+/**
+ * Starts the engine and waits until it answers over mutual TLS with `client` (or, without
+ * `client`, until its port accepts connections).
+ */
+export async function startSecondEngine(opts: { tls: EngineTlsFiles; client?: ClientTls }): Promise<SecondEngine> {
+  const engine = await engineProcess(opts);
   try {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    const docker = opts.client ? new Docker({ host: "127.0.0.1", port, protocol: "https", ...opts.client, timeout: 2_000 }) : undefined;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}:\n${log()}`);
-      const up = docker ? await docker.ping().then(() => true, () => false) : await tcpOpen(port);
-      if (up) break;
-      if (Date.now() > deadline) throw new Error(`dockerd did not answer within ${START_TIMEOUT_MS} ms:\n${log()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await engine.start();
   } catch (e) {
     await engine.stop();
     throw e;
