@@ -24,7 +24,7 @@ import { RUNTIME_OF_CLASS } from "./container-spec.js";
 import { decisionRecord, failedAnswer, storedAnswer, type DecisionRecord, type RequestContext } from "./decision.js";
 import { removeNamespaceNetworkIfUnused } from "./networks.js";
 import { Placement, type NodeAccess, type Placed } from "./placement.js";
-import { ensureReplicaRunning, removeReplicaContainer, replicaContainerName, waitReady, type ReplicaTemplate } from "./replica-ops.js";
+import { ensureReplicaRunning, nodePlacement, removeReplicaContainer, replicaContainerName, waitReady, type ReplicaTemplate } from "./replica-ops.js";
 
 /** What the controller needs of the replay guard: record inside the acceptance transaction, keep the answer. */
 export interface RequestLedger {
@@ -315,7 +315,7 @@ export class DeploymentController {
     const node = this.nodes.list().find((n) => n.name === r.node);
     if (node === undefined) throw pcError("PC_RUNTIME_NODE_NOT_FOUND", r.node);
     const engine = this.nodes.engine(r.node);
-    const st = await ensureReplicaRunning(engine, this.gatewayId, r, tpl, { publishHost: node.publishHost, allowPublicBind: false });
+    const st = await ensureReplicaRunning(engine, this.gatewayId, r, tpl, nodePlacement(node));
     this.store.deployments.replicaSeen(r.containerName, st.id, st.runtime, this.clock.now().getTime());
     const notReady = await waitReady(engine, r.containerName, tpl.spec, this.opts, st);
     if (notReady !== undefined) throw pcError("PC_DEPLOY_ROLLOUT_FAILED", `replica ${r.ordinal} on ${r.node}: ${notReady}`);

@@ -20,7 +20,7 @@ import type { ReplicaRecord, Store } from "../store/index.js";
 import { GATEWAY_LABEL } from "./container-spec.js";
 import type { DeploymentController } from "./deployments.js";
 import type { NodeAccess } from "./placement.js";
-import { ensureReplicaRunning, removeReplicaContainer } from "./replica-ops.js";
+import { ensureReplicaRunning, nodePlacement, removeReplicaContainer } from "./replica-ops.js";
 
 export interface ReconcilerOptions {
   readonly intervalMs?: number;
@@ -181,7 +181,7 @@ export class Reconciler {
     const spec = this.controller.specOf(rev);
     const started = await ensureReplicaRunning(engine, this.controller.gatewayId, r, {
       spec, revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId,
-    }, { publishHost: node.publishHost, allowPublicBind: false });
+    }, nodePlacement(node));
     this.store.deployments.replicaSeen(r.containerName, started.id, started.runtime, this.clock.now().getTime());
     this.audit.recordAfter({
       type: "deploy.replica_replaced", outcome: "allowed", actor: "service:gateway", resource: "deployments",

@@ -11,6 +11,7 @@ import { containerSpecFor, GATEWAY_LABEL } from "./container-spec.js";
 import type { ContainerState, DockerEngine } from "./engine.js";
 import { effectiveUser, resolveImage } from "./images.js";
 import { ensureNamespaceNetwork } from "./networks.js";
+import { isUnspecifiedAddress } from "./spec-ports.js";
 
 export interface ReplicaTemplate {
   readonly spec: DeploymentSpec;
@@ -23,6 +24,15 @@ export interface ReplicaTemplate {
 export interface NodePlacement {
   readonly publishHost: string;
   readonly allowPublicBind: boolean;
+}
+
+/**
+ * Where a node's replicas publish their ports: its configured address (127.0.0.1 unless
+ * the operator set another with `node add --publish-host`). Binding every interface
+ * (0.0.0.0, ::) happens only on a node whose operator configured exactly that.
+ */
+export function nodePlacement(node: { readonly publishHost: string }): NodePlacement {
+  return { publishHost: node.publishHost, allowPublicBind: isUnspecifiedAddress(node.publishHost) };
 }
 
 export interface ReadyOptions {
