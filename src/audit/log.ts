@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import type { AuditEvent, AuditSink, Clock } from "../core/index.js";
 import { pcError } from "../core/index.js";
-import { DeployEvidenceRepo, type AuditLogRow, type Store } from "../store/index.js";
+import type { AuditLogRow, Store } from "../store/index.js";
 import {
   ENTRY_VERSION,
   ZERO_HASH,
@@ -91,7 +91,6 @@ export class AuditLog implements AuditSink, AuditSource {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private evidence: DeployEvidenceRepo | undefined;
 
   constructor(
     private readonly store: Store,
@@ -245,7 +244,7 @@ export class AuditLog implements AuditSink, AuditSource {
   }
 
   signedRequests(sinceMs: number | undefined, untilMs: number | undefined, namespace: string | undefined): Iterable<SignedRequestRecord> {
-    return (this.evidence ??= new DeployEvidenceRepo(this.store.db)).receivedBetween(sinceMs, untilMs, namespace);
+    return this.store.deployRequests.receivedBetween(sinceMs, untilMs, namespace);
   }
 
   // --- internals ---

@@ -4,9 +4,8 @@
  * restarts. The same requester sending the byte-identical request again is a retry (its
  * answer may have been lost) and gets the stored request back instead of a refusal.
  *
- * Rows are kept at least until the request expires; after that a replay fails on its
- * expiry anyway, and prune() may drop them, except those a deployment revision refers
- * to, which are that revision's evidence.
+ * Rows are kept for good: every one is an accepted request, the evidence that the audit
+ * export carries and `audit verify` demands for each acceptance it shows.
  */
 import { pcError, type Clock } from "../core/index.js";
 import type { DeployRequestRecord, Store } from "../store/index.js";
@@ -64,8 +63,4 @@ export class ReplayGuard {
     return this.store.deployRequests.get(jti);
   }
 
-  /** Drops requests that expired before `now` and back no revision; returns how many. */
-  prune(now: Date = this.clock.now()): number {
-    return this.store.deployRequests.pruneExpired(now.getTime());
-  }
 }

@@ -12,4 +12,3 @@ export type { PolicyVersionRecord } from "./repos/policy-versions.js";
 export type { DeployRequestRecord } from "./repos/deploy-requests.js";
 export type { NodeRecord, NodeState } from "./repos/nodes.js";
 export type { DeploymentRecord, ReplicaRecord, RevisionRecord, RevisionStatus } from "./repos/deployments.js";
-export { DeployEvidenceRepo, type SignedRequestEvidenceRow } from "./repos/deploy-evidence.js";

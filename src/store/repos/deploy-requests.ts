@@ -56,7 +56,7 @@ export class DeployRequestRepo {
   private readonly ins;
   private readonly one;
   private readonly res;
-  private readonly prune;
+  private readonly between;
 
   constructor(db: Db) {
     this.ins = db.prepare(
@@ -66,10 +66,10 @@ export class DeployRequestRepo {
     );
     this.one = db.prepare<[string], Row>(`SELECT * FROM deploy_requests WHERE jti = ?`);
     this.res = db.prepare(`UPDATE deploy_requests SET result = ? WHERE jti = ?`);
-    // Rows a revision refers to are the evidence of that revision and are kept for good.
-    this.prune = db.prepare(
-      `DELETE FROM deploy_requests
-       WHERE expires_at < ? AND jti NOT IN (SELECT jti FROM deployment_revisions)`,
+    this.between = db.prepare<[number, number, string | null, string | null], Row>(
+      `SELECT * FROM deploy_requests
+        WHERE received_at >= ? AND received_at < ? AND (? IS NULL OR namespace = ?)
+        ORDER BY received_at, jti`,
     );
   }
 
@@ -94,8 +94,12 @@ export class DeployRequestRepo {
     return this.res.run(resultJson, jti).changes === 1;
   }
 
-  /** Deletes requests that expired before `beforeMs` and back no revision; returns how many. */
-  pruneExpired(beforeMs: number): number {
-    return this.prune.run(beforeMs).changes;
+  /**
+   * Accepted requests with `sinceMs <= received_at < untilMs`, in one namespace when
+   * given, in the order received (then by jti); streamed, for the audit export.
+   */
+  *receivedBetween(sinceMs: number | undefined, untilMs: number | undefined, namespace?: string): IterableIterator<DeployRequestRecord> {
+    const ns = namespace ?? null;
+    for (const r of this.between.iterate(sinceMs ?? -Number.MAX_SAFE_INTEGER, untilMs ?? Number.MAX_SAFE_INTEGER, ns, ns)) yield fromRow(r);
   }
 }
