@@ -77,9 +77,12 @@ export async function resolveImage(engine: DockerEngine, ref: string): Promise<R
         return resolved(byDigest);
       }
       // An image imported or loaded locally has no repository digest: the digest must
-      // then be its id, which is the digest of its configuration.
+      // then be its id (the digest of its configuration), and the image must carry a tag
+      // of the repository named, so that a reference cannot borrow an allowed
+      // repository's name for any image the engine holds.
       const byId = await engine.inspectImage(parsed.digest);
-      return byId !== undefined && byId.id === parsed.digest ? resolved(byId) : undefined;
+      if (byId === undefined || byId.id !== parsed.digest) return undefined;
+      return byId.repoTags.some((t) => t.slice(0, t.lastIndexOf(":")) === parsed.repository) ? resolved(byId) : undefined;
     }
     case "tag": {
       const info = await engine.inspectImage(ref);

@@ -96,6 +96,11 @@ describeDocker("resolveImage on a real engine", () => {
     expect((await resolveImage(engine, `${repo}@${userId}`))?.id).toBe(userId);
   });
 
+  it("does not resolve another repository's name with an imported image's id", async () => {
+    // Otherwise any local image could pass as registry.corp.example/app@<its id>.
+    expect(await resolveImage(engine, `registry.corp.example/app@${userId}`)).toBeUndefined();
+  });
+
   it("returns undefined for an image the engine does not have", async () => {
     expect(await resolveImage(engine, `sha256:${"0".repeat(64)}`)).toBeUndefined();
     expect(await resolveImage(engine, `portcullis-test/busybox@sha256:${"0".repeat(64)}`)).toBeUndefined();
