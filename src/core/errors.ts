@@ -94,6 +94,14 @@ export const ERRORS = {
   PC_DEPLOY_OPERATION_INVALID: { status: 400, message: "operation does not fit the deployment" },
   PC_DEPLOY_ROLLOUT_FAILED: { status: 409, message: "rollout failed and was rolled back" },
   PC_DEPLOY_EVIDENCE_INVALID: { status: 400, message: "stored signed request does not verify" },
+  PC_DEPLOY_DECISION_NOT_FOUND: { status: 404, message: "no such decision record" },
+
+  PC_ADMISSION_POLICY_INVALID: { status: 400, message: "admission policy is not valid" },
+  PC_ADMISSION_TEST_INVALID: { status: 400, message: "admission test file is not valid" },
+  PC_ADMISSION_DENIED: { status: 403, message: "admission denied the request" },
+  PC_ADMISSION_POLICY_MISSING: { status: 403, message: "no admission policy selects the namespace" },
+  PC_ADMISSION_POLICY_UNAVAILABLE: { status: 503, message: "admission policy unavailable" },
+  PC_ADMISSION_VERSION_NOT_FOUND: { status: 404, message: "no such admission policy version" },
 
   PC_RUNTIME_SPEC_INVALID: { status: 400, message: "container spec is not allowed" },
   PC_RUNTIME_ENGINE_UNAVAILABLE: { status: 503, message: "container engine unavailable" },
@@ -136,8 +144,13 @@ export class PortcullisError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly internal: unknown;
+  /**
+   * The decision record of a refused request, returned with the error in full (every
+   * reason with its field path). Public by construction: it holds no secret material.
+   */
+  readonly decision: unknown;
 
-  constructor(code: ErrorCode, opts: { detail?: string; internal?: unknown; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, opts: { detail?: string; internal?: unknown; cause?: unknown; decision?: unknown } = {}) {
     const spec = ERRORS[code];
     super(opts.detail ? `${spec.message}: ${opts.detail}` : spec.message, { cause: opts.cause });
     this.name = "PortcullisError";
@@ -145,6 +158,7 @@ export class PortcullisError extends Error {
     this.status = spec.status;
     this.detail = opts.detail;
     this.internal = opts.internal;
+    this.decision = opts.decision;
   }
 
   /** The message that may be shown to a caller. */

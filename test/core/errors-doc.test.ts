@@ -100,6 +100,7 @@ describe("docs/errors.md lists the error registry", () => {
       PKI: "PKI",
       RBAC: "RBAC",
       DEPLOY: "Deploy",
+      ADMISSION: "Admission",
       RUNTIME: "Runtime",
       AUDIT: "Audit",
       CLI: "CLI",
