@@ -12,3 +12,5 @@ export type { PolicyVersionRecord } from "./repos/policy-versions.js";
 export type { DeployRequestRecord } from "./repos/deploy-requests.js";
 export type { NodeRecord, NodeState } from "./repos/nodes.js";
 export type { DeploymentRecord, ReplicaRecord, RevisionRecord, RevisionStatus } from "./repos/deployments.js";
+export type { AdmissionPolicyVersionRecord } from "./repos/admission-policy-versions.js";
+export type { DecisionRecordRow } from "./repos/decision-records.js";

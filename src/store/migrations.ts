@@ -236,6 +236,44 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX replicas_node ON replicas(node);
     `,
   },
+  {
+    version: 5,
+    name: "admission policy versions and decision records",
+    sql: `
+      CREATE TABLE admission_policy_versions (
+        version      INTEGER PRIMARY KEY,
+        files        TEXT NOT NULL, -- JSON [{ "name": ..., "text": ... }], sorted by name
+        sha256       TEXT NOT NULL,
+        author       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        message      TEXT NOT NULL,
+        rollback_of  INTEGER
+      );
+      CREATE TRIGGER admission_policy_versions_no_update BEFORE UPDATE ON admission_policy_versions
+        BEGIN SELECT RAISE(ABORT, 'admission policy versions are immutable'); END;
+      CREATE TRIGGER admission_policy_versions_no_delete BEFORE DELETE ON admission_policy_versions
+        BEGIN SELECT RAISE(ABORT, 'admission policy versions are immutable'); END;
+
+      -- The answer to every deploy request, as returned to the caller (canonical JSON).
+      CREATE TABLE decision_records (
+        id           TEXT PRIMARY KEY,
+        request_id   TEXT,
+        requester    TEXT NOT NULL,
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        operation    TEXT NOT NULL,
+        allowed      INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+        dry_run      INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+        record       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL
+      );
+      CREATE INDEX decision_records_namespace ON decision_records(namespace, created_at);
+      CREATE TRIGGER decision_records_no_update BEFORE UPDATE ON decision_records
+        BEGIN SELECT RAISE(ABORT, 'decision records are immutable'); END;
+      CREATE TRIGGER decision_records_no_delete BEFORE DELETE ON decision_records
+        BEGIN SELECT RAISE(ABORT, 'decision records are immutable'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -9,6 +9,8 @@ import { EnrollTokenRepo } from "./repos/enroll-tokens.js";
 import { NamespaceRepo } from "./repos/namespaces.js";
 import { NodeRepo } from "./repos/nodes.js";
 import { PolicyVersionRepo } from "./repos/policy-versions.js";
+import { AdmissionPolicyVersionRepo } from "./repos/admission-policy-versions.js";
+import { DecisionRecordRepo } from "./repos/decision-records.js";
 
 export const DB_FILE = "portcullis.db";
 
@@ -24,6 +26,8 @@ export class Store {
   readonly deployRequests: DeployRequestRepo;
   readonly deployments: DeploymentRepo;
   readonly nodes: NodeRepo;
+  readonly admissionPolicyVersions: AdmissionPolicyVersionRepo;
+  readonly decisionRecords: DecisionRecordRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -36,6 +40,8 @@ export class Store {
     this.deployRequests = new DeployRequestRepo(db);
     this.deployments = new DeploymentRepo(db);
     this.nodes = new NodeRepo(db);
+    this.admissionPolicyVersions = new AdmissionPolicyVersionRepo(db);
+    this.decisionRecords = new DecisionRecordRepo(db);
   }
 
   static open(dataDir: string): Store {

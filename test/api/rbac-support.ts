@@ -139,6 +139,7 @@ export function routeContextOf(t: TestGateway): RouteContext {
     onRevocation: () => undefined,
     apiAddress: () => t.api,
     health: async () => ({}),
+    admissionPolicy: t.gw.admissionPolicy,
   };
 }
 
@@ -176,7 +177,12 @@ export function sampleBody(r: Pick<RouteDef, "method" | "url">): unknown {
     case "POST /v1/certificates/revoke":
       return { serial: "01" };
     case "POST /v1/namespaces/:namespace/deployments":
+    case "POST /v1/namespaces/:namespace/admission/review":
       return { request: "not.a.request" };
+    case "PUT /v1/admission/policy":
+      return { files: [{ name: "never.yaml", text: "never: applied\n" }], message: "never applied" };
+    case "POST /v1/admission/policy/rollback":
+      return { version: 1 };
     default:
       return r.method === "GET" || r.method === "DELETE" ? undefined : {};
   }
