@@ -13,6 +13,7 @@ import {
   buildServer,
   RevocationEnforcer,
   DeployPipeline,
+  type AdmissionGate,
   tlsServerOf,
   type Authorizer,
   type RouteContext,
@@ -37,6 +38,7 @@ import {
   type Actor,
 } from "./pki/index.js";
 import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
+import { AdmissionPolicyService, evaluate as evaluateAdmission, shippedAdmissionPolicyFiles, type AdmissionPolicyFile } from "./admission/index.js";
 import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler } from "./runtime/index.js";
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
@@ -56,6 +58,8 @@ export interface InitOptions {
   readonly lifetimes?: Partial<GatewayConfig["lifetimes"]>;
   /** The initial RBAC policy (CSV); the shipped `policies/rbac/policy.csv` by default. */
   readonly policyCsv?: string;
+  /** The initial admission policy files; the shipped `policies/admission/*.yaml` by default. */
+  readonly admissionPolicyFiles?: readonly AdmissionPolicyFile[];
 }
 
 export interface InitResult {
@@ -129,6 +133,7 @@ export function initGateway(opts: InitOptions): InitResult {
     issueGatewayClientCredentials(pki, opts.dataDir, SYSTEM_ACTOR);
     new NodeRegistry(store, audit, clock).add(LOCAL_NODE, LOCAL_ENDPOINT, {}, SYSTEM_ACTOR);
     new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
+    new AdmissionPolicyService(store, audit, clock).seed(opts.admissionPolicyFiles ?? shippedAdmissionPolicyFiles(), SYSTEM_ACTOR.identity);
     const admin = parseIdentity(FIRST_ADMIN);
     const kp = generateKeyPair("ec-p256");
     const issued = pki.issueClient(admin, spkiDer(kp.publicKey), SYSTEM_ACTOR);
@@ -174,11 +179,13 @@ export interface Gateway {
   readonly bootstrapAddress: string;
   readonly pki: PkiService;
   readonly policy: PolicyService;
+  /** The admission policies in force, versioned. */
+  readonly admissionPolicy: AdmissionPolicyService;
   readonly namespaces: NamespaceService;
   readonly nodes: NodeRegistry;
   readonly deployments: DeploymentController;
   /** What the deployment routes use: the signed-request pipeline and the read views. */
-  readonly deploy: { readonly pipeline: DeployPipeline; readonly views: DeploymentViews };
+  readonly deploy: RouteContext["deployments"];
   readonly reconciler: Reconciler;
   readonly openAuditReader: () => { source: AuditSource; close: () => void };
   readonly store: Store;
@@ -272,7 +279,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const gatewayId = pki.ca.rootFingerprint.slice(0, 12);
   const deployments = new DeploymentController(store, nodes, replay, audit, clock, logger, { gatewayId, ...(opts.rollout ?? {}) });
   const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
-  const deploy = { pipeline: new DeployPipeline(verifier, deployments, audit), views: new DeploymentViews(store, nodes) };
+  const admissionPolicy = new AdmissionPolicyService(store, audit, clock);
+  // The policies in force, read (and cached) per request: an unreadable policy denies.
+  const gate: AdmissionGate = { evaluate: (attrs) => evaluateAdmission(attrs, admissionPolicy.current().set, { now: clock.now() }) };
+  const deploy = {
+    pipeline: new DeployPipeline(verifier, deployments, gate, store, store.decisionRecords, audit, clock),
+    views: new DeploymentViews(store, nodes),
+    decision: (namespace: string, id: string): unknown => {
+      const row = store.decisionRecords.get(id);
+      if (row === undefined || row.namespace !== namespace) throw pcError("PC_DEPLOY_DECISION_NOT_FOUND", id);
+      return JSON.parse(row.record) as unknown;
+    },
+  };
 
   let creds = loadServerCredentials(opts.dataDir);
   const renewIfDue = (): boolean => {
@@ -297,6 +315,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const ctx: RouteContext = {
     pki,
     policy,
+    admissionPolicy,
     namespaces,
     nodes,
     deployments: deploy,
@@ -377,6 +396,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     bootstrapAddress,
     pki,
     policy,
+    admissionPolicy,
     namespaces,
     nodes,
     deployments,

@@ -6,6 +6,8 @@ export interface ErrorBody {
   readonly code: ErrorCode;
   readonly message: string;
   readonly requestId: string;
+  /** The decision record, when a deploy was refused by its checks. */
+  readonly decision?: unknown;
 }
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -34,7 +36,7 @@ export function toApiError(err: FastifyError | PortcullisError | Error): Portcul
 }
 
 export function errorBody(e: PortcullisError, requestId: string): ErrorBody {
-  return { code: e.code, message: e.publicMessage, requestId };
+  return e.decision === undefined ? { code: e.code, message: e.publicMessage, requestId } : { code: e.code, message: e.publicMessage, requestId, decision: e.decision };
 }
 
 export function sendError(req: FastifyRequest, reply: FastifyReply, err: Error): FastifyReply {

@@ -9,4 +9,4 @@ export * from "./routes/context.js";
 export { apiRoutes } from "./routes/api-routes.js";
 export { bootstrapRoutes } from "./routes/bootstrap-routes.js";
 export { DeployPipeline } from "./deploy-pipeline.js";
-export type { DeployMeta } from "./deploy-pipeline.js";
+export type { AdmissionGate, DecisionStore, DeployMeta, ReviewRecord } from "./deploy-pipeline.js";

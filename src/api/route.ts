@@ -52,7 +52,7 @@ export const S = {
   error: {
     type: "object",
     required: ["code", "message", "requestId"],
-    properties: { code: { type: "string" }, message: { type: "string" }, requestId: { type: "string" } },
+    properties: { code: { type: "string" }, message: { type: "string" }, requestId: { type: "string" }, decision: { type: "object", additionalProperties: true } },
   },
   identity: { type: "string", minLength: 3, maxLength: 80, pattern: "^(user|node|service):[a-z0-9][a-z0-9._-]{0,62}$" },
   duration: { type: "string", maxLength: 12, pattern: "^[1-9][0-9]{0,6}(s|m|h|d)$" },

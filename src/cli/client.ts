@@ -70,8 +70,8 @@ export async function callJson<T>(server: string, method: string, path: string, 
     throw pcError("PC_CLI_BAD_RESPONSE", `HTTP ${r.status}, not JSON`);
   }
   if (r.status >= 400) {
-    const e = parsed as { code?: unknown; message?: unknown };
-    if (isErrorCode(e.code)) throw new RemoteError(e.code, typeof e.message === "string" ? e.message : e.code, r.status);
+    const e = parsed as { code?: unknown; message?: unknown; decision?: unknown };
+    if (isErrorCode(e.code)) throw new RemoteError(e.code, typeof e.message === "string" ? e.message : e.code, r.status, e.decision);
     throw pcError("PC_CLI_BAD_RESPONSE", `HTTP ${r.status}`);
   }
   return parsed as T;
@@ -83,8 +83,9 @@ export class RemoteError extends PortcullisError {
     code: ConstructorParameters<typeof PortcullisError>[0],
     readonly remoteMessage: string,
     readonly httpStatus: number,
+    decision?: unknown,
   ) {
-    super(code);
+    super(code, { decision });
   }
   override get publicMessage(): string {
     return this.remoteMessage;

@@ -30,3 +30,20 @@ function cell(v: unknown): string {
   }
   return String(v);
 }
+
+/**
+ * A refused deploy's decision record as a readable list: one line per reason, with the
+ * check, the field path and the detail; then the warnings.
+ */
+export function formatDenial(decision: unknown): string {
+  const d = decision as { admission?: { denials?: unknown; warnings?: unknown } } | null;
+  const list = (v: unknown): { check?: unknown; field?: unknown; reason?: unknown; detail?: unknown; waiver?: unknown }[] =>
+    Array.isArray(v) ? (v as { check?: unknown }[]) : [];
+  const line = (r: { check?: unknown; field?: unknown; reason?: unknown; detail?: unknown }) =>
+    `  - ${String(r.check)}${r.field ? ` (${String(r.field)})` : ""}: ${String(r.reason)}${r.detail ? ` — ${String(r.detail)}` : ""}\n`;
+  const denials = list(d?.admission?.denials);
+  const warnings = list(d?.admission?.warnings);
+  let out = denials.length > 0 ? "denied because:\n" + denials.map(line).join("") : "";
+  if (warnings.length > 0) out += "warnings:\n" + warnings.map(line).join("");
+  return out;
+}

@@ -9,7 +9,8 @@ import { registerRbacCommands } from "./commands/rbac.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerDeployCommands } from "./commands/deploy.js";
-import { print, type OutputFormat } from "./output.js";
+import { registerAdmissionCommands } from "./commands/admission.js";
+import { formatDenial, print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
 /** Exit codes: 0 ok, 1 refused or failed, 2 bad usage. */
@@ -159,6 +160,18 @@ export function buildProgram(): Command {
   });
   registerNodeCommands(program, globals, session);
   registerDeployCommands(program, globals, session);
+  registerAdmissionCommands(
+    program,
+    globals,
+    session,
+    (ok) => {
+      if (!ok) answeredNo = true;
+    },
+    (e) => {
+      process.stderr.write(`error: ${e.code}: ${e.publicMessage}\n`);
+      badInputFile = true;
+    },
+  );
   registerAuditCommands(
     program,
     session,
@@ -180,6 +193,8 @@ function isAuditExport(c: Command): boolean {
 
 /** Set by can-i when the answer is no: the command succeeded, and exits 1. */
 let answeredNo = false;
+/** Set when an offline command was given a file it cannot use: exits 2. */
+let badInputFile = false;
 
 /** Runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and closes the store. */
 async function runServer(dataDir: string): Promise<void> {
@@ -202,7 +217,9 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     answeredNo = false;
+    badInputFile = false;
     await program.parseAsync([...argv], { from: "user" });
+    if (badInputFile) return EXIT.usage;
     return answeredNo ? EXIT.failed : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
@@ -212,6 +229,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const err = e instanceof PortcullisError ? e : toPortcullisError(e);
     if (err.code === "PC_INTERNAL" && process.env.PORTCULLIS_DEBUG) process.stderr.write(`${String(err.internal)}\n`);
     process.stderr.write(`error: ${err.code}: ${err.publicMessage}\n`);
+    if (err.decision !== undefined) process.stderr.write(formatDenial(err.decision));
     return err.code === "PC_CLI_USAGE" || err.code === "PC_CONFIG_INVALID" || err.code === "PC_PKI_IDENTITY_INVALID" ? EXIT.usage : EXIT.failed;
   }
 }

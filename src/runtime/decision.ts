@@ -14,7 +14,8 @@ export interface RequestContext {
   readonly actorSerial?: string | undefined;
   readonly sourceAddress?: string | undefined;
   readonly rbac?: { readonly rule: string; readonly policyVersion: number } | undefined;
-  readonly admission?: readonly unknown[] | undefined;
+  /** The admission decision (every check's result), when the request went through admission. */
+  readonly admission?: unknown;
 }
 
 export interface PlacedReplica {
@@ -42,7 +43,7 @@ export interface DecisionRecord {
   readonly runtime: { readonly requested: string; readonly actual: readonly string[] };
   readonly placement: readonly PlacedReplica[];
   readonly rbac: RequestContext["rbac"] | null;
-  readonly admission: readonly unknown[];
+  readonly admission: unknown;
   readonly requestId: string | null;
   readonly at: string;
 }
@@ -74,7 +75,7 @@ export function decisionRecord(
     },
     placement: reps.map((r) => ({ container: r.containerName, ordinal: r.ordinal, revision: r.revision, node: r.node, containerId: r.containerId, runtime: r.runtime })),
     rbac: ctx.rbac ?? null,
-    admission: ctx.admission ?? [],
+    admission: ctx.admission ?? null,
     requestId: ctx.requestId ?? null,
     at: state.at.toISOString(),
   };
@@ -95,7 +96,8 @@ export function failedAnswer(code: string, detail: string | undefined): string {
   return JSON.stringify({ error: { code, detail: detail ?? null } });
 }
 
-function certificateSha256(pem: string): string {
+/** Hex SHA-256 of a certificate (its DER), from its PEM. */
+export function certificateSha256(pem: string): string {
   const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
   return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
 }

@@ -84,6 +84,31 @@ export class DeploymentController {
     return this.locks.has(`${namespace}/${name}`);
   }
 
+  /**
+   * What admission needs to know beyond the request: the image on the nodes, and the
+   * revision in force.
+   */
+  async admissionFacts(spec: DeploymentSpec): Promise<{
+    image: { reference: string; idsByNode: Record<string, string>; user?: string };
+    previous?: { revision: number; spec: DeploymentSpec; manifestDigest: string };
+  }> {
+    const image = await this.placement.imageFacts(spec.image);
+    const d = this.store.deployments.get(spec.namespace, spec.name);
+    const rev = d === undefined || d.state !== "active" ? undefined : this.store.deployments.revision(spec.namespace, spec.name, d.revision);
+    return rev === undefined ? { image } : { image, previous: { revision: rev.revision, spec: this.specOf(rev), manifestDigest: rev.digest } };
+  }
+
+  /** Whether the request's replicas would fit now; nothing is recorded or started. */
+  async feasibility(spec: DeploymentSpec): Promise<{ feasible: boolean; nodes: readonly string[]; reason?: string }> {
+    try {
+      const placed = await this.placement.place(spec, spec.image, spec.replicas, true);
+      return { feasible: true, nodes: placed.nodes };
+    } catch (e) {
+      if (!isPortcullisError(e)) throw e;
+      return { feasible: false, nodes: [], reason: `${e.code}: ${e.detail ?? e.message}` };
+    }
+  }
+
   /** Applies a verified signed request (replay already checked by the caller) and answers it. */
   submit(v: VerifiedDeployRequest, ctx: RequestContext): Promise<DecisionRecord> {
     const { namespace, name } = v.claims;

@@ -54,6 +54,7 @@ export type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } 
 export type { ImportedImageConfig } from "./engine.js";
 export { DeploymentController, SANDBOX_LABEL, sameExceptReplicas } from "./deployments.js";
 export type { ControllerOptions, RequestLedger } from "./deployments.js";
+export { certificateSha256 } from "./decision.js";
 export type { DecisionRecord, PlacedReplica, RequestContext } from "./decision.js";
 export { Placement, hostPortsOf } from "./placement.js";
 export type { NodeAccess, Placed } from "./placement.js";

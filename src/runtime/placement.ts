@@ -61,6 +61,27 @@ export class Placement {
     return { nodes: placed.nodes, imageId: image.id };
   }
 
+  /**
+   * The image as the reachable nodes hold it: its id on each, and its configured user.
+   * What admission judges the image by (a malformed reference is refused here already).
+   */
+  async imageFacts(ref: string): Promise<{ reference: string; idsByNode: Record<string, string>; user?: string }> {
+    const idsByNode: Record<string, string> = {};
+    let user: string | undefined;
+    for (const n of this.nodes.list()) {
+      const status = await this.nodes.status(n.name).catch(() => undefined);
+      if (status?.health !== "ok") continue;
+      const img = await resolveImage(this.nodes.engine(n.name), ref).catch((e: unknown) => {
+        if (isPortcullisError(e) && e.code === "PC_RUNTIME_IMAGE_INVALID") throw e;
+        return undefined;
+      });
+      if (img === undefined) continue;
+      idsByNode[n.name] = img.id;
+      user ??= img.user;
+    }
+    return user === undefined ? { reference: ref, idsByNode } : { reference: ref, idsByNode, user };
+  }
+
   private async candidates(imageRef: string, namespace: string, name: string, replacing: boolean): Promise<{ candidates: NodeCandidate[]; images: Map<string, ResolvedImage> }> {
     const allocated = new Map<string, Resources>();
     const same = new Map<string, number>();

@@ -67,7 +67,8 @@ export function expectError(r: HandshakeResult, status: number, code: string): E
   expect(r.ok, `request failed: ${r.error ?? ""}`).toBe(true);
   expect({ status: r.status, body: r.body }).toMatchObject({ status });
   const body = JSON.parse(r.body ?? "") as ErrorBody;
-  expect(Object.keys(body).sort()).toEqual(["code", "message", "requestId"]);
+  // Only a refusal by admission adds one more key: the decision record, in full.
+  expect(Object.keys(body).sort()).toEqual(code === "PC_ADMISSION_DENIED" ? ["code", "decision", "message", "requestId"] : ["code", "message", "requestId"]);
   expect(body.code).toBe(code);
   expect(body.message.length).toBeGreaterThan(0);
   expect(body.requestId).toMatch(/\S/);

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { CompactSign } from "jose";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, randomBytes } from "node:crypto";
 import { DEPLOY_JWS_TYPE, certificateThumbprint, signDeployRequest, type DeployOperation, type Manifest } from "../../src/deploy/index.js";
 import { certificatesFromPem } from "../../src/pki/index.js";
 import { DockerEngine } from "../../src/runtime/index.js";
@@ -21,6 +21,8 @@ const engine = new DockerEngine();
 const NS = `team-${run.id}`;
 const OTHER = `other-${run.id}`;
 const SANDBOX = `sbx-${run.id}`;
+/** A digest no node has: a random sha256. */
+const ABSENT = `portcullis-test/absent@sha256:${randomBytes(32).toString("hex")}`;
 
 interface Client {
   readonly certPem: string;
@@ -30,6 +32,9 @@ interface Client {
 let tg: TestGateway;
 let image: string;
 let rootImage: string;
+/** The images by digest (`repo@<image id>`), as admission requires. */
+let imageRef: string;
+let rootRef: string;
 let alice: Client;
 let bob: Client;
 let carol: Client;
@@ -45,7 +50,7 @@ let seq = 0;
 /** A fresh jti for each request of this file. */
 const nextJti = (): string => `bad-${run.id}-${String(++seq).padStart(4, "0")}`;
 
-const manifest = (ns: string, name: string, spec: Record<string, unknown> = {}, img = image): Manifest =>
+const manifest = (ns: string, name: string, spec: Record<string, unknown> = {}, img = imageRef): Manifest =>
   busyboxManifest(ns, name, img, spec) as unknown as Manifest;
 
 async function sign(who: Client, op: DeployOperation, m: Manifest, o: { jti?: string; now?: Date; aud?: string } = {}): Promise<string> {
@@ -73,7 +78,8 @@ const INTERNAL = /stack|\bat [\w.<>]+ \(|Error:|\bE[A-Z]{3,}\b|SQLITE|sqlite|doc
 function expectClean(body: ErrorBody, raw: string): void {
   expect(body.message).not.toMatch(INTERNAL);
   expect(raw).not.toMatch(INTERNAL);
-  expect(raw.length).toBeLessThan(1_000);
+  // An admission denial carries its whole decision record; anything else stays short.
+  expect(raw.length).toBeLessThan(body.code === "PC_ADMISSION_DENIED" ? 20_000 : 1_000);
 }
 
 async function auditRows(): Promise<{ type: string; outcome: string; actor: string; body: { requestId?: string; reasons?: string[]; target?: string } }[]> {
@@ -88,12 +94,21 @@ async function expectAudited(requestId: string, code: string): Promise<void> {
   const rows = (await auditRows()).filter((r) => r.body.requestId === requestId);
   if (code === "PC_API_FORBIDDEN") {
     expect(rows.some((r) => r.type === "authz.decision" && r.outcome === "denied"), JSON.stringify(rows)).toBe(true);
+  } else if (code === "PC_ADMISSION_DENIED") {
+    expect(rows.find((r) => r.type === "deploy.request_denied"), JSON.stringify(rows)).toMatchObject({ outcome: "denied" });
   } else {
     const refused = rows.find((r) => r.type === "deploy.request_refused");
     expect(refused, JSON.stringify(rows)).toBeDefined();
     expect(refused).toMatchObject({ outcome: "denied", body: { reasons: [code] } });
   }
   expect(rows.some((r) => r.type === "deploy.request_accepted" || r.type === "deploy.completed")).toBe(false);
+}
+
+/** The checks that denied a request, from the decision record the error carries. */
+function denialChecks(body: ErrorBody): string[] {
+  const d = (body as ErrorBody & { decision?: { outcome?: string; admission?: { denials?: { check: string }[] } } }).decision;
+  expect(d?.outcome).toBe("denied");
+  return (d?.admission?.denials ?? []).map((x) => x.check);
 }
 
 async function containerNames(): Promise<string[]> {
@@ -129,6 +144,8 @@ describeDocker("bad deploy requests are refused with their code, audited, and le
       buildBusyboxImage(engine, run, { user: "10001:10001" }),
       buildBusyboxImage(engine, run, { variant: "root" }),
     ]);
+    imageRef = `portcullis-test/busybox@${(await engine.inspectImage(image))!.id}`;
+    rootRef = `portcullis-test/busybox-root@${(await engine.inspectImage(rootImage))!.id}`;
     const admin = { identity: "user:admin" };
     tg.gw.namespaces.create(NS, {}, admin);
     tg.gw.namespaces.create(OTHER, {}, admin);
@@ -186,9 +203,10 @@ describeDocker("bad deploy requests are refused with their code, audited, and le
     }
   });
 
-  it("an image no eligible node has → 404 PC_RUNTIME_IMAGE_NOT_FOUND", async () => {
-    const jws = await sign(alice, "create", manifest(NS, "noimg", {}, `portcullis-test/absent-${run.id}:v1`));
-    await refused(alice, NS, jws, 404, "PC_RUNTIME_IMAGE_NOT_FOUND", { ns: NS, name: "noimg" });
+  it("an image no eligible node has → 403 PC_ADMISSION_DENIED by image-identity, with the decision record", async () => {
+    const jws = await sign(alice, "create", manifest(NS, "noimg", {}, ABSENT));
+    const body = await refused(alice, NS, jws, 403, "PC_ADMISSION_DENIED", { ns: NS, name: "noimg" });
+    expect(denialChecks(body)).toContain("image-identity");
   });
 
   it("placement labels no node carries → 409 PC_RUNTIME_NO_CAPACITY", async () => {
@@ -243,16 +261,18 @@ describeDocker("bad deploy requests are refused with their code, audited, and le
     expect(tg.gw.store.deployments.get(NS, "moved")).toBeUndefined();
   });
 
-  it("runtime standard in a namespace that requires the sandbox → 403 PC_DEPLOY_SANDBOX_REQUIRED", async () => {
+  it("runtime standard in a namespace that requires the sandbox → 403 PC_ADMISSION_DENIED by runtime-class", async () => {
     const jws = await sign(alice, "create", manifest(SANDBOX, "plain", { runtime: "standard" }));
-    await refused(alice, SANDBOX, jws, 403, "PC_DEPLOY_SANDBOX_REQUIRED", { ns: SANDBOX, name: "plain" });
+    const body = await refused(alice, SANDBOX, jws, 403, "PC_ADMISSION_DENIED", { ns: SANDBOX, name: "plain" });
+    expect(denialChecks(body)).toEqual(["runtime-class"]);
   });
 
-  it("an image that runs as root and no spec.user → 400 PC_RUNTIME_IMAGE_INVALID", async () => {
-    const m = busyboxManifest(NS, "rooted", rootImage) as { spec: Record<string, unknown> };
+  it("an image that runs as root and no spec.user → 403 PC_ADMISSION_DENIED by hardening", async () => {
+    const m = busyboxManifest(NS, "rooted", rootRef) as { spec: Record<string, unknown> };
     delete m.spec.user;
     const jws = await sign(alice, "create", m as unknown as Manifest);
-    const body = await refused(alice, NS, jws, 400, "PC_RUNTIME_IMAGE_INVALID", { ns: NS, name: "rooted" });
+    const body = await refused(alice, NS, jws, 403, "PC_ADMISSION_DENIED", { ns: NS, name: "rooted" });
+    expect(denialChecks(body)).toEqual(["hardening"]);
     expect(body.message).toContain("spec.user");
   });
 
@@ -315,14 +335,14 @@ describeDocker("bad deploy requests are refused with their code, audited, and le
   it("the CLI `deploy -f` prints the same codes and applies nothing", async () => {
     const cases: [string, Record<string, unknown>, string][] = [
       [NS, { name: "cli-host", spec: { volumes: [{ hostPath: { path: "/" } }] } }, "PC_DEPLOY_MANIFEST_INVALID"],
-      [NS, { name: "cli-noimg", image: `portcullis-test/absent-${run.id}:v1` }, "PC_RUNTIME_IMAGE_NOT_FOUND"],
+      [NS, { name: "cli-noimg", image: ABSENT }, "PC_ADMISSION_DENIED"],
       [NS, { name: "cli-mars", spec: { placement: { nodeLabels: { zone: "mars" } } } }, "PC_RUNTIME_NO_CAPACITY"],
-      [SANDBOX, { name: "cli-plain", spec: { runtime: "standard" } }, "PC_DEPLOY_SANDBOX_REQUIRED"],
+      [SANDBOX, { name: "cli-plain", spec: { runtime: "standard" } }, "PC_ADMISSION_DENIED"],
     ];
     const results = await Promise.all(
       cases.map(async ([ns, c]) => {
         const name = c.name as string;
-        const file = writeManifest(tg, `${name}.yaml`, busyboxManifest(ns, name, (c.image as string | undefined) ?? image, (c.spec as Record<string, unknown> | undefined) ?? {}));
+        const file = writeManifest(tg, `${name}.yaml`, busyboxManifest(ns, name, (c.image as string | undefined) ?? imageRef, (c.spec as Record<string, unknown> | undefined) ?? {}));
         return cli(aliceProfile, ["deploy", "-f", file], 60_000);
       }),
     );

@@ -17,7 +17,8 @@ const run = newTestRun();
 const engine = new DockerEngine();
 const NS = `pay-${run.id}`;
 const DEMO_NS = `demo-${run.id}`;
-const demoTag = `portcullis-test/hello:${run.id}`;
+const DEMO_REPO = "portcullis-test/hello";
+const demoTag = `${DEMO_REPO}:${run.id}`;
 const ROOT = resolve(import.meta.dirname, "../..");
 let tg: TestGateway;
 let image: string;
@@ -117,10 +118,14 @@ describeDocker("signed deploys through the CLI", () => {
   }, { runtimes: ["runsc"] }, 180_000);
 
   itDocker("the README's developer walkthrough: demo image, examples/hello.yaml, update, undo", async () => {
-    // As written in the README, with this run's namespace and image tag.
+    // As written in the README, with this run's namespace and image tag: the example is
+    // pinned to the printed image id (sed "s|local/hello:1|local/hello@$ID|", every line).
     const { stdout: id } = await promisify(execFile)("bash", [resolve(ROOT, "scripts/demo-image.sh"), demoTag]);
     expect(id.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const example = readFileSync(resolve(ROOT, "examples/hello.yaml"), "utf8").replace("namespace: payments", `namespace: ${DEMO_NS}`).replace("local/hello:1", demoTag);
+    const example = readFileSync(resolve(ROOT, "examples/hello.yaml"), "utf8")
+      .replace("namespace: payments", `namespace: ${DEMO_NS}`)
+      .replaceAll("local/hello:1", `${DEMO_REPO}@${id.trim()}`);
+    expect(example).toMatch(new RegExp(`^  image: ${DEMO_REPO}@${id.trim()}\\s`, "m"));
     const v1 = writeFile(tg, "hello.yaml", example);
     const r1 = await cli(dev, ["deploy", "-f", v1]);
     expect(r1.code, r1.stderr).toBe(0);
@@ -145,7 +150,8 @@ describeDocker("signed deploys through the CLI", () => {
     const std = writeFile(tg, "hello-std.yaml", example.replace("runtime: sandboxed", "runtime: standard"));
     const refused = await cli(dev, ["deploy", "-f", std]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain("PC_DEPLOY_SANDBOX_REQUIRED");
+    expect(refused.stderr).toContain("PC_ADMISSION_DENIED");
+    expect(refused.stderr).toMatch(/runtime-class \(spec\.runtime\)/);
     expect((await cli(dev, ["delete", "deployment", "hello", "-n", DEMO_NS])).code).toBe(0);
   }, { runtimes: ["runsc"] }, 180_000);
 });

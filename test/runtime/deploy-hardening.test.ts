@@ -63,6 +63,8 @@ const CASES: Case[] = [
 
 let tg: TestGateway;
 let image: string;
+/** The image by digest (`repo@<image id>`), as admission requires. */
+let imageRef: string;
 let dev: ClientFiles;
 
 /** A signed deploy over mutual TLS, waiting as long as a rollout may take. */
@@ -118,13 +120,14 @@ describeDocker(
     beforeAll(async () => {
       tg = await startTestGateway({ start: { rollout: { pollMs: 100, settleMs: 300 } } });
       image = await buildBusyboxImage(engine, run, { user: "10002:10002" });
+      imageRef = `portcullis-test/busybox@${(await engine.inspectImage(image))!.id}`;
       tg.gw.namespaces.create(NS, {}, { identity: "user:admin" });
       dev = tg.issueClient("user:dev1");
       tg.gw.policy.bind("user:dev1", "developer", NS, { identity: "user:admin" });
       for (const c of CASES) if (c.network === "namespace") c.port = await freePort();
       const answers = await Promise.all(
         CASES.map((c) => {
-          const m = busyboxManifest(NS, c.name, image, {
+          const m = busyboxManifest(NS, c.name, imageRef, {
             runtime: c.runtime,
             resources: { cpus: 0.5, memory: "64Mi", pids: 48 },
             ...(c.network === "namespace"

@@ -40,6 +40,8 @@ const byName = (n: string): Target => TARGETS.find((t) => t.name === n) as Targe
 
 let tg: TestGateway;
 let image: string;
+/** The image by digest (`repo@<image id>`), as admission requires. */
+let imageRef: string;
 let dev: ClientFiles;
 
 /** A signed request over mutual TLS, waiting as long as a rollout may take. */
@@ -79,13 +81,14 @@ describeDocker(
     beforeAll(async () => {
       tg = await startTestGateway({ start: { rollout: { pollMs: 100, settleMs: 300 } } });
       image = await buildBusyboxImage(engine, run, { user: "10001:10001" });
+      imageRef = `portcullis-test/busybox@${(await engine.inspectImage(image))!.id}`;
       dev = tg.issueClient("user:dev1");
       for (const ns of [A, B]) {
         tg.gw.namespaces.create(ns, {}, { identity: "user:admin" });
         tg.gw.policy.bind("user:dev1", "developer", ns, { identity: "user:admin" });
       }
       for (const t of TARGETS) {
-        const m = busyboxManifest(t.ns, t.name, image, { runtime: t.runtime, command: serve(t.name), network: { mode: "namespace" } });
+        const m = busyboxManifest(t.ns, t.name, imageRef, { runtime: t.runtime, command: serve(t.name), network: { mode: "namespace" } });
         const r = await deploy(t.ns, m as unknown as Manifest);
         expect(r.status, `${t.name}: ${r.body}`).toBe(200);
         t.id = (JSON.parse(r.body) as { placement: { containerId: string }[] }).placement[0]?.containerId;

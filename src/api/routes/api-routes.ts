@@ -3,6 +3,7 @@ import { openApiDocument } from "../openapi.js";
 import { CLUSTER_WIDE, defineRoute, S, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
 import { actorOf, type RouteContext } from "./context.js";
+import { admissionRoutes } from "./admission-routes.js";
 import { auditRoutes } from "./audit-routes.js";
 import { deploymentRoutes } from "./deployment-routes.js";
 import { nodeRoutes } from "./node-routes.js";
@@ -157,7 +158,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

@@ -2,6 +2,7 @@ import type { FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../../core/index.js";
 import type { Actor, PkiService } from "../../pki/index.js";
 import type { NamespaceService, PolicyService } from "../../rbac/index.js";
+import type { AdmissionPolicyService } from "../../admission/index.js";
 import type { AuditLog, AuditSource } from "../../audit/index.js";
 import type { NodeRegistry, ReplicaCount } from "../../runtime/index.js";
 import type { DeployPipeline } from "../deploy-pipeline.js";
@@ -26,7 +27,14 @@ export interface RouteContext {
   readonly apiAddress: () => string;
   readonly health: () => Promise<Record<string, unknown>>;
   /** Signed deploys, and the reads of deployments. */
-  readonly deployments: { readonly pipeline: DeployPipeline; readonly views: DeploymentViews };
+  readonly deployments: {
+    readonly pipeline: DeployPipeline;
+    readonly views: DeploymentViews;
+    /** A stored decision record of the namespace, parsed; PC_DEPLOY_DECISION_NOT_FOUND otherwise. */
+    readonly decision: (namespace: string, id: string) => unknown;
+  };
+  /** The admission policies in force, their versions and history. */
+  readonly admissionPolicy: AdmissionPolicyService;
 }
 
 export function actorOf(req: FastifyRequest): Actor {

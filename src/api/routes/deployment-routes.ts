@@ -37,8 +37,46 @@ export function deploymentRoutes(ctx: RouteContext): RouteDef[] {
           namespace,
           requestId: req.id,
           sourceAddress: req.ip,
-          rbac: { rule: rbac.rule, policyVersion: rbac.version },
+          rbac: { rule: rbac.rule, policyVersion: rbac.version, allowed: rbac.allowed },
         });
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      // The namespace is in the path: authorization needs it before the body is read.
+      url: "/v1/namespaces/:namespace/admission/review",
+      authz: { kind: "rbac", resource: "deployments", action: "deploy", namespace: { param: "namespace" } },
+      bodyLimit: SIGNED_REQUEST_LIMIT + 1024,
+      schema: {
+        summary: "Dry run: the signature, every admission check and placement feasibility of a signed request, with no side effects",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["request"],
+          properties: { request: { type: "string", minLength: 1, maxLength: SIGNED_REQUEST_LIMIT } },
+        },
+        response: { 200: looseObject },
+      },
+      handler: async (req) => {
+        const caller = requireCaller(req);
+        const { namespace } = req.params as { namespace: string };
+        const rbac = ctx.policy.decide(caller.id, namespace, "deployments", "deploy");
+        return deployments.pipeline.review((req.body as { request: string }).request, caller, {
+          namespace,
+          requestId: req.id,
+          sourceAddress: req.ip,
+          rbac: { rule: rbac.rule, policyVersion: rbac.version, allowed: rbac.allowed },
+        });
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/namespaces/:namespace/decisions/:id",
+      authz: { kind: "rbac", resource: "deployments", action: "read", namespace: { param: "namespace" } },
+      schema: { summary: "A stored decision record: every check, the waivers, the placement, the runtime", response: { 200: looseObject } },
+      handler: async (req) => {
+        const p = req.params as { namespace: string; id: string };
+        return deployments.decision(p.namespace, p.id);
       },
     }),
     defineRoute({

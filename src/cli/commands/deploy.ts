@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { isPortcullisError, pcError } from "../../core/index.js";
 import { parseManifest, signDeployRequest, type DeployOperation, type Manifest } from "../../deploy/index.js";
 import { DEPLOY_TIMEOUT_MS } from "../client.js";
-import { print, type OutputFormat } from "../output.js";
+import { formatDenial, print, type OutputFormat } from "../output.js";
 import type { Session } from "../session.js";
 
 type Globals = () => { output: OutputFormat };
@@ -41,13 +41,7 @@ interface Decision {
  * of an accepted request with its first answer, so it never runs twice.
  */
 export async function sendSigned(s: Session, op: DeployOperation, manifest: Manifest): Promise<Decision> {
-  const jws = await signDeployRequest({
-    op,
-    manifest,
-    trustDomain: s.profile.trustDomain,
-    privateKeyPem: s.profile.privateKey,
-    certificatePem: s.profile.certificate,
-  });
+  const jws = await sign(s, op, manifest);
   const path = `/v1/namespaces/${enc(manifest.metadata.namespace)}/deployments`;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -58,6 +52,29 @@ export async function sendSigned(s: Session, op: DeployOperation, manifest: Mani
       await new Promise((r) => setTimeout(r, 1_000 * attempt));
     }
   }
+}
+
+function sign(s: Session, op: DeployOperation, manifest: Manifest): Promise<string> {
+  return signDeployRequest({
+    op,
+    manifest,
+    trustDomain: s.profile.trustDomain,
+    privateKeyPem: s.profile.privateKey,
+    certificatePem: s.profile.certificate,
+  });
+}
+
+interface Review {
+  outcome: string;
+  admission: { allowed: boolean; denials: unknown[]; warnings: unknown[] };
+  placement: { feasible: boolean; nodes: string[]; reason?: string } | null;
+}
+
+function printReview(format: OutputFormat, r: Review): void {
+  if (format === "json") return print("json", r);
+  process.stdout.write(`dry run: ${r.outcome}\n`);
+  process.stdout.write(formatDenial(r));
+  if (r.placement) process.stdout.write(`placement: ${r.placement.feasible ? `fits on ${r.placement.nodes.join(", ")}` : `does not fit: ${r.placement.reason ?? ""}`}\n`);
 }
 
 async function exists(s: Session, ns: string, name: string): Promise<boolean> {
@@ -88,6 +105,7 @@ function printDecision(format: OutputFormat, d: Decision): void {
       `  runtime  ${d.runtime.requested} requested, ${d.runtime.actual.join(",") || "-"} running\n`,
   );
   for (const p of d.placement) process.stdout.write(`  ${p.container} on ${p.node} (${p.runtime ?? "-"})\n`);
+  process.stdout.write(formatDenial(d));
 }
 
 function needNamespace(ns: string | undefined): string {
@@ -101,7 +119,8 @@ export function registerDeployCommands(program: Command, globals: Globals, open:
     .command("deploy")
     .description("create or update a deployment from a manifest, signed with your certificate's key")
     .requiredOption("-f, --file <file>", "the manifest (YAML or JSON)")
-    .action(async (o: { file: string }) => {
+    .option("--dry-run", "run the signature, every admission check and placement, and change nothing")
+    .action(async (o: { file: string; dryRun?: boolean }) => {
       let text: string;
       try {
         text = readFileSync(o.file, "utf8");
@@ -111,6 +130,12 @@ export function registerDeployCommands(program: Command, globals: Globals, open:
       const { manifest } = parseManifest(text);
       const s = await open();
       const op: DeployOperation = (await exists(s, manifest.metadata.namespace, manifest.metadata.name)) ? "update" : "create";
+      if (o.dryRun) {
+        const r = await s.call<Review>("POST", `/v1/namespaces/${enc(manifest.metadata.namespace)}/admission/review`, { request: await sign(s, op, manifest) }, DEPLOY_TIMEOUT_MS);
+        printReview(globals().output, r);
+        if (r.outcome !== "admissible") throw pcError("PC_ADMISSION_DENIED", "the dry run found the request inadmissible");
+        return;
+      }
       printDecision(globals().output, await sendSigned(s, op, manifest));
     });
 
@@ -188,6 +213,21 @@ export function registerDeployCommands(program: Command, globals: Globals, open:
         process.stdout.write(`==> ${l.container} (${l.node}) <==\n${l.stdout}`);
         if (l.stderr) process.stderr.write(`==> ${l.container} (${l.node}) stderr <==\n${l.stderr}`);
       }
+    });
+
+  program
+    .command("decision")
+    .description("stored decision records")
+    .command("get <id>")
+    .description("a deploy request's decision record (every check, waivers, placement, runtime)")
+    .option("-n, --namespace <ns>")
+    .action(async (id: string, o: { namespace?: string }) => {
+      const s = await open();
+      const d = await s.call<Record<string, unknown>>("GET", `/v1/namespaces/${enc(needNamespace(o.namespace))}/decisions/${enc(id)}`);
+      const f = globals().output;
+      if (f === "json") return print(f, d);
+      print(f, { id: d.id ?? d.requestId, outcome: d.outcome, operation: d.operation, requester: d.requester, jti: d.jti, at: d.at });
+      process.stdout.write(formatDenial(d));
     });
 
   const rollout = program.command("rollout").description("a deployment's revisions: history, undo");
