@@ -274,6 +274,75 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'decision records are immutable'); END;
     `,
   },
+  {
+    version: 6,
+    name: "waivers, and deploy requests waiting for approvals",
+    sql: `
+      -- A waiver exempts one check (or named findings of it) for a scope, until it expires.
+      -- Revoking sets revoked_at once; nothing else changes and nothing is deleted.
+      CREATE TABLE waivers (
+        id            TEXT PRIMARY KEY,
+        namespace     TEXT NOT NULL,
+        deployment    TEXT,
+        image_digest  TEXT,
+        check_name    TEXT NOT NULL,
+        findings      TEXT,
+        owner         TEXT NOT NULL,
+        justification TEXT NOT NULL,
+        ticket        TEXT NOT NULL,
+        created_by    TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        revoked_at    INTEGER,
+        revoked_by    TEXT
+      );
+      CREATE INDEX waivers_namespace ON waivers(namespace, expires_at);
+      CREATE TRIGGER waivers_no_delete BEFORE DELETE ON waivers
+        BEGIN SELECT RAISE(ABORT, 'waivers are kept'); END;
+      CREATE TRIGGER waivers_revoke_only BEFORE UPDATE ON waivers
+        WHEN OLD.revoked_at IS NOT NULL
+          OR NEW.id IS NOT OLD.id OR NEW.namespace IS NOT OLD.namespace OR NEW.deployment IS NOT OLD.deployment
+          OR NEW.image_digest IS NOT OLD.image_digest OR NEW.check_name IS NOT OLD.check_name
+          OR NEW.findings IS NOT OLD.findings OR NEW.owner IS NOT OLD.owner
+          OR NEW.justification IS NOT OLD.justification OR NEW.ticket IS NOT OLD.ticket
+          OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+          OR NEW.expires_at IS NOT OLD.expires_at
+        BEGIN SELECT RAISE(ABORT, 'a waiver can only be revoked, once'); END;
+
+      -- A signed deploy request that admission let through but that waits for approvals.
+      CREATE TABLE pending_requests (
+        id            TEXT PRIMARY KEY,
+        jti           TEXT NOT NULL UNIQUE,
+        requester     TEXT NOT NULL,
+        namespace     TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        operation     TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        jws           TEXT NOT NULL,
+        signer_cert   TEXT NOT NULL,
+        required      INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending','approved','expired','failed')),
+        decision_id   TEXT
+      );
+      CREATE INDEX pending_requests_namespace ON pending_requests(namespace, state);
+
+      -- Approvals: JWS by approvers over the request's manifest digest; kept as evidence.
+      CREATE TABLE approvals (
+        request_id    TEXT NOT NULL REFERENCES pending_requests(id),
+        approver      TEXT NOT NULL,
+        jws           TEXT NOT NULL,
+        signer_cert   TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        PRIMARY KEY (request_id, approver)
+      );
+      CREATE TRIGGER approvals_no_update BEFORE UPDATE ON approvals
+        BEGIN SELECT RAISE(ABORT, 'approvals are immutable'); END;
+      CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals
+        BEGIN SELECT RAISE(ABORT, 'approvals are immutable'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
