@@ -35,6 +35,11 @@ export interface AdmissionAttributes {
   readonly image?: ImageFacts;
   /** The signature step's result and whether RBAC lets the signer deploy in the namespace. */
   readonly signer: { readonly identity: string; readonly verified: boolean; readonly mayDeploy: boolean };
+  /**
+   * The approvals of a request waiting for them: the count it was stored with, and the
+   * approvers whose signed approvals verified (the requester never counts).
+   */
+  readonly approvals?: { readonly required: number; readonly valid: readonly string[] };
 }
 
 /** One finding of a check: `allowed: false` is a violation. */

@@ -34,6 +34,19 @@ export { checkManifest, verifyDeployRequest, type VerifyContext } from "./verify
 export { ReplayGuard, type ReplayVerdict, type StoredDeployRequest } from "./replay.js";
 export { DeployRequestVerifier, type CheckedDeployRequest } from "./verifier.js";
 export {
+  APPROVAL_CLAIM_NAMES,
+  APPROVAL_JWS_TYPE,
+  approvalSha256,
+  DEFAULT_APPROVAL_LIFETIME_S,
+  signApproval,
+  verifyApproval,
+  type ApprovalClaims,
+  type ApprovalExpectations,
+  type SignApprovalOptions,
+  type VerifiedApproval,
+  type VerifyApprovalContext,
+} from "./approval.js";
+export {
   verifySignedRequestEvidence,
   type EvidenceTrust,
   type SignedRequestEvidence,

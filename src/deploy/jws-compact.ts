@@ -26,7 +26,8 @@ export interface CompactJws {
 
 export interface DeployHeader {
   readonly alg: DeployAlgorithm;
-  readonly typ: typeof DEPLOY_JWS_TYPE;
+  /** portcullis-deploy+jws for a deploy request, portcullis-approval+jws for an approval. */
+  readonly typ: string;
   readonly "x5t#S256": string;
 }
 
@@ -74,9 +75,10 @@ export function parseCompactJws(jws: unknown): CompactJws {
 
 /**
  * Step 2: the algorithm and key source (PC_DEPLOY_ALG_NOT_ALLOWED), then `typ`,
- * `x5t#S256` and no other parameter (PC_DEPLOY_HEADER_INVALID).
+ * `x5t#S256` and no other parameter (PC_DEPLOY_HEADER_INVALID). `typ` is the deploy
+ * request's unless another is named (approvals use the same rules with their own).
  */
-export function checkDeployHeader(header: Readonly<Record<string, unknown>>): DeployHeader {
+export function checkDeployHeader(header: Readonly<Record<string, unknown>>, typ: string = DEPLOY_JWS_TYPE): DeployHeader {
   const alg = header.alg;
   if (typeof alg !== "string" || !(DEPLOY_ALGORITHMS as readonly string[]).includes(alg)) {
     throw pcError("PC_DEPLOY_ALG_NOT_ALLOWED", "alg must be ES256 or EdDSA");
@@ -86,13 +88,13 @@ export function checkDeployHeader(header: Readonly<Record<string, unknown>>): De
       throw pcError("PC_DEPLOY_ALG_NOT_ALLOWED", `the header must not carry ${k}: the key is the caller's certificate`);
     }
   }
-  if (header.typ !== DEPLOY_JWS_TYPE) throw pcError("PC_DEPLOY_HEADER_INVALID", `typ must be ${DEPLOY_JWS_TYPE}`);
+  if (header.typ !== typ) throw pcError("PC_DEPLOY_HEADER_INVALID", `typ must be ${typ}`);
   const x5t = header["x5t#S256"];
   if (typeof x5t !== "string" || !X5T_RE.test(x5t)) throw pcError("PC_DEPLOY_HEADER_INVALID", "x5t#S256 must be the base64url SHA-256 of the signing certificate");
   for (const k of Object.keys(header)) {
     if (!HEADER_KEYS.has(k)) throw pcError("PC_DEPLOY_HEADER_INVALID", `unknown header parameter ${JSON.stringify(k.slice(0, 64))}`);
   }
-  return { alg: alg as DeployAlgorithm, typ: DEPLOY_JWS_TYPE, "x5t#S256": x5t };
+  return { alg: alg as DeployAlgorithm, typ, "x5t#S256": x5t };
 }
 
 /** base64url(SHA-256(DER)), the JWS `x5t#S256` of a certificate. */

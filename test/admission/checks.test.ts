@@ -93,7 +93,13 @@ const rows: Row[] = [
   { name: "signer: someone else", def: c(signerCheck), attrs: { signer: { identity: "user:mallory" } }, violations: [["signer is not the requester", "signer.identity"]], detail: "user:mallory" },
   { name: "approvals: no label", def: c(approvalsCheck), attrs: {}, violations: [] },
   { name: "approvals: zero", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "0" } }, violations: [] },
-  { name: "approvals: required", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "2 approvals required; the approval flow is not available" },
+  { name: "approvals: required", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "2 approvals required; 0 valid" },
+  { name: "approvals: one of two", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" }, approvals: { required: 2, valid: ["user:ann"] } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "2 approvals required; 1 valid" },
+  { name: "approvals: two of two", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" }, approvals: { required: 2, valid: ["user:ann", "user:bob"] } }, violations: [] },
+  { name: "approvals: the requester's own does not count", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" }, approvals: { required: 2, valid: ["user:ann", "user:dev1"] } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "1 valid" },
+  { name: "approvals: one approver twice counts once", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "2" }, approvals: { required: 2, valid: ["user:ann", "user:ann"] } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "1 valid" },
+  { name: "approvals: an empty set", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "1" }, approvals: { required: 1, valid: [] } }, violations: [["approvals required", "namespace.labels.portcullis.io/approvals"]], detail: "1 approvals required; 0 valid" },
+  { name: "approvals: above ten", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "11" } }, violations: [["approvals label invalid", "namespace.labels.portcullis.io/approvals"]] },
   { name: "approvals: not a number", def: c(approvalsCheck), attrs: { labels: { "portcullis.io/approvals": "two" } }, violations: [["approvals label invalid", "namespace.labels.portcullis.io/approvals"]] },
 ];
 

@@ -25,6 +25,7 @@ export interface AttrsOptions {
   readonly signer?: Partial<AdmissionAttributes["signer"]>;
   readonly requester?: string;
   readonly name?: string;
+  readonly approvals?: AdmissionAttributes["approvals"];
 }
 
 /** Attributes of a good request in `payments`, changed by `o`. */
@@ -44,6 +45,7 @@ export function attrs(o: AttrsOptions = {}): AdmissionAttributes {
     manifestDigest: manifestDigest(parsed.manifest),
     ...(image === undefined ? {} : { image }),
     signer: { identity: requester, verified: true, mayDeploy: true, ...o.signer },
+    ...(o.approvals === undefined ? {} : { approvals: o.approvals }),
   };
 }
 
