@@ -25,7 +25,7 @@
  * runs all seven.
  */
 import { createHash, X509Certificate } from "node:crypto";
-import { compactVerify } from "jose";
+import { compactVerify, importSPKI } from "jose";
 import { formatIdentity, pcError } from "../core/index.js";
 import { derToPem, identityOfCertificate } from "../pki/index.js";
 import { checkClaimTimes, readClaims, type ClaimExpectations } from "./claims.js";
@@ -44,32 +44,65 @@ export interface VerifyContext {
 }
 
 /** Steps 1-5: form, header, signer, signature, claims. */
-export async function verifyDeployRequest(jws: string, ctx: VerifyContext): Promise<AuthenticatedDeployRequest> {
-  const parsed = parseCompactJws(jws);
-  const header = checkDeployHeader(parsed.header);
+/** A caller certificate read once: its key (imported for jose), algorithm and identity. */
+interface Signer {
+  readonly alg: string;
+  readonly key: Awaited<ReturnType<typeof importSPKI>>;
+  readonly requester: string;
+}
 
-  const der = ctx.callerCertificateDer;
-  if (header["x5t#S256"] !== certificateThumbprint(der)) {
-    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "x5t#S256 is not the thumbprint of the caller's certificate");
+/** Signers by certificate thumbprint and trust domain; a certificate is the same bytes every time. */
+const signers = new Map<string, Promise<Signer>>();
+const MAX_SIGNERS = 512;
+
+function signerOf(der: Buffer, thumbprint: string, trustDomain: string): Promise<Signer> {
+  const key = `${thumbprint} ${trustDomain}`;
+  let s = signers.get(key);
+  if (s === undefined) {
+    s = readSigner(der, trustDomain);
+    s.catch(() => signers.delete(key));
+    if (signers.size >= MAX_SIGNERS) signers.delete(signers.keys().next().value as string);
+    signers.set(key, s);
   }
+  return s;
+}
+
+async function readSigner(der: Buffer, trustDomain: string): Promise<Signer> {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(der);
   } catch {
     throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "the caller's certificate cannot be read");
   }
-  if (algorithmForKey(cert.publicKey) !== header.alg) {
-    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", `the caller's certificate key does not fit ${header.alg}`);
-  }
+  const alg = algorithmForKey(cert.publicKey);
   let requester: string;
   try {
-    requester = formatIdentity(identityOfCertificate(der, ctx.trustDomain));
+    requester = formatIdentity(identityOfCertificate(der, trustDomain));
   } catch {
     throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "the caller's certificate names no identity of this trust domain");
   }
+  if (alg === undefined) return { alg: "", key: undefined as never, requester };
+  const spki = cert.publicKey.export({ type: "spki", format: "pem" }).toString();
+  return { alg, key: await importSPKI(spki, alg), requester };
+}
+
+export async function verifyDeployRequest(jws: string, ctx: VerifyContext): Promise<AuthenticatedDeployRequest> {
+  const parsed = parseCompactJws(jws);
+  const header = checkDeployHeader(parsed.header);
+
+  const der = ctx.callerCertificateDer;
+  const thumbprint = certificateThumbprint(der);
+  if (header["x5t#S256"] !== thumbprint) {
+    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "x5t#S256 is not the thumbprint of the caller's certificate");
+  }
+  const signer = await signerOf(der, thumbprint, ctx.trustDomain);
+  if (signer.alg !== header.alg) {
+    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", `the caller's certificate key does not fit ${header.alg}`);
+  }
+  const requester = signer.requester;
 
   try {
-    await compactVerify(jws, cert.publicKey, { algorithms: [header.alg] });
+    await compactVerify(jws, signer.key, { algorithms: [header.alg] });
   } catch {
     throw pcError("PC_DEPLOY_SIGNATURE_INVALID");
   }
