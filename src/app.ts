@@ -13,6 +13,7 @@ import {
   buildServer,
   RevocationEnforcer,
   DeployPipeline,
+  Readmission,
   type AdmissionGate,
   tlsServerOf,
   type Authorizer,
@@ -38,7 +39,7 @@ import {
   type Actor,
 } from "./pki/index.js";
 import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
-import { AdmissionPolicyService, evaluate as evaluateAdmission, shippedAdmissionPolicyFiles, type AdmissionPolicyFile } from "./admission/index.js";
+import { AdmissionPolicyService, evaluate as evaluateAdmission, shippedAdmissionPolicyFiles, WaiverService, type AdmissionPolicyFile } from "./admission/index.js";
 import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler } from "./runtime/index.js";
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
@@ -168,6 +169,8 @@ export interface GatewayOptions {
   readonly health?: () => Promise<Record<string, unknown>>;
   /** How often the reconciler compares what runs with what should (default 5 s). */
   readonly reconcileIntervalMs?: number;
+  /** How often running deployments are judged again against the policies in force (default 60 s). */
+  readonly readmitIntervalMs?: number;
   /** Rollout timing: status poll interval, and how long a replica without a healthcheck must run to count as ready. */
   readonly rollout?: { readonly pollMs?: number; readonly settleMs?: number };
 }
@@ -181,12 +184,16 @@ export interface Gateway {
   readonly policy: PolicyService;
   /** The admission policies in force, versioned. */
   readonly admissionPolicy: AdmissionPolicyService;
+  /** Time-bound exemptions from admission checks. */
+  readonly waivers: WaiverService;
   readonly namespaces: NamespaceService;
   readonly nodes: NodeRegistry;
   readonly deployments: DeploymentController;
   /** What the deployment routes use: the signed-request pipeline and the read views. */
   readonly deploy: RouteContext["deployments"];
   readonly reconciler: Reconciler;
+  /** Judges running deployments against the policies in force and reports those that no longer comply. */
+  readonly readmission: Readmission;
   readonly openAuditReader: () => { source: AuditSource; close: () => void };
   readonly store: Store;
   readonly audit: AuditLog;
@@ -280,8 +287,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const deployments = new DeploymentController(store, nodes, replay, audit, clock, logger, { gatewayId, ...(opts.rollout ?? {}) });
   const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
   const admissionPolicy = new AdmissionPolicyService(store, audit, clock);
+  const waivers = new WaiverService(store, audit, clock);
   // The policies in force, read (and cached) per request: an unreadable policy denies.
-  const gate: AdmissionGate = { evaluate: (attrs) => evaluateAdmission(attrs, admissionPolicy.current().set, { now: clock.now() }) };
+  // The waivers in force are read at the same instant the chain judges by.
+  const gate: AdmissionGate = {
+    evaluate: (attrs) => {
+      const now = clock.now();
+      return evaluateAdmission(attrs, admissionPolicy.current().set, { now, waivers: waivers.active(attrs.namespace.name, now) });
+    },
+  };
   const deploy = {
     pipeline: new DeployPipeline(verifier, deployments, gate, store, store.decisionRecords, audit, clock),
     views: new DeploymentViews(store, nodes),
@@ -309,6 +323,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let enforcer: RevocationEnforcer | undefined;
 
   const policy = new PolicyService(store, audit, clock);
+  const readmission = new Readmission(store, deployments, gate, (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed, audit, logger);
   const namespaces = new NamespaceService(store, audit, clock, {
     count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: 0 }),
   });
@@ -316,6 +331,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     admissionPolicy,
+    waivers,
     namespaces,
     nodes,
     deployments: deploy,
@@ -364,6 +380,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const bootstrapAddress = formatHostPort({ host: bootListen.host, port: b.port });
   enforcer.start();
   reconciler.start();
+  readmission.start(opts.readmitIntervalMs ?? 60_000);
 
   const renewTimer = setInterval(() => {
     try {
@@ -397,11 +414,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     admissionPolicy,
+    waivers,
     namespaces,
     nodes,
     deployments,
     deploy,
     reconciler,
+    readmission,
     openAuditReader,
     store,
     audit,
@@ -421,6 +440,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         enforcer?.stop();
         await Promise.allSettled([api.close(), bootstrap.close()]);
         await reconciler.stop();
+        await readmission.stop();
         try {
           await audit.close(); // the last group commit, and a checkpoint over the end
         } catch (e) {

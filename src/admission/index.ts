@@ -38,3 +38,15 @@ export {
   type AdmissionPolicySnapshot,
   type AdmissionPolicyVersion,
 } from "./policy-service.js";
+export {
+  MAX_WAIVER_FINDINGS,
+  MAX_WAIVER_MS,
+  WaiverService,
+  waiverExpiry,
+  waiverStatus,
+  type WaiverActor,
+  type WaiverInput,
+  type WaiverListOptions,
+  type WaiverStatus,
+  type WaiverView,
+} from "./waivers.js";

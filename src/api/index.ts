@@ -10,3 +10,4 @@ export { apiRoutes } from "./routes/api-routes.js";
 export { bootstrapRoutes } from "./routes/bootstrap-routes.js";
 export { DeployPipeline } from "./deploy-pipeline.js";
 export type { AdmissionGate, DecisionStore, DeployMeta, ReviewRecord } from "./deploy-pipeline.js";
+export { Readmission } from "./readmission.js";

@@ -39,8 +39,8 @@ export function formatDenial(decision: unknown): string {
   const d = decision as { admission?: { denials?: unknown; warnings?: unknown } } | null;
   const list = (v: unknown): { check?: unknown; field?: unknown; reason?: unknown; detail?: unknown; waiver?: unknown }[] =>
     Array.isArray(v) ? (v as { check?: unknown }[]) : [];
-  const line = (r: { check?: unknown; field?: unknown; reason?: unknown; detail?: unknown }) =>
-    `  - ${String(r.check)}${r.field ? ` (${String(r.field)})` : ""}: ${String(r.reason)}${r.detail ? ` — ${String(r.detail)}` : ""}\n`;
+  const line = (r: { check?: unknown; field?: unknown; reason?: unknown; detail?: unknown; waiver?: unknown }) =>
+    `  - ${String(r.check)}${r.field ? ` (${String(r.field)})` : ""}: ${String(r.reason)}${r.detail ? ` — ${String(r.detail)}` : ""}${r.waiver ? ` [waived by ${String(r.waiver)}]` : ""}\n`;
   const denials = list(d?.admission?.denials);
   const warnings = list(d?.admission?.warnings);
   let out = denials.length > 0 ? "denied because:\n" + denials.map(line).join("") : "";

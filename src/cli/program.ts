@@ -10,6 +10,8 @@ import { registerAuditCommands } from "./commands/audit.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerDeployCommands } from "./commands/deploy.js";
 import { registerAdmissionCommands } from "./commands/admission.js";
+import { registerApprovalCommands } from "./commands/approvals.js";
+import { registerWaiverCommands } from "./commands/waiver.js";
 import { formatDenial, print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -160,6 +162,8 @@ export function buildProgram(): Command {
   });
   registerNodeCommands(program, globals, session);
   registerDeployCommands(program, globals, session);
+  registerApprovalCommands(program, globals, session);
+  registerWaiverCommands(program, globals, session);
   registerAdmissionCommands(
     program,
     globals,

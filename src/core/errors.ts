@@ -102,6 +102,10 @@ export const ERRORS = {
   PC_ADMISSION_POLICY_MISSING: { status: 403, message: "no admission policy selects the namespace" },
   PC_ADMISSION_POLICY_UNAVAILABLE: { status: 503, message: "admission policy unavailable" },
   PC_ADMISSION_VERSION_NOT_FOUND: { status: 404, message: "no such admission policy version" },
+  PC_ADMISSION_APPROVAL_INVALID: { status: 400, message: "approval is not valid" },
+  PC_ADMISSION_PENDING_NOT_FOUND: { status: 404, message: "no such request waiting for approvals" },
+  PC_ADMISSION_WAIVER_INVALID: { status: 400, message: "waiver is not valid" },
+  PC_ADMISSION_WAIVER_NOT_FOUND: { status: 404, message: "no such waiver" },
 
   PC_RUNTIME_SPEC_INVALID: { status: 400, message: "container spec is not allowed" },
   PC_RUNTIME_ENGINE_UNAVAILABLE: { status: 503, message: "container engine unavailable" },

@@ -14,3 +14,5 @@ export type { NodeRecord, NodeState } from "./repos/nodes.js";
 export type { DeploymentRecord, ReplicaRecord, RevisionRecord, RevisionStatus } from "./repos/deployments.js";
 export type { AdmissionPolicyVersionRecord } from "./repos/admission-policy-versions.js";
 export type { DecisionRecordRow } from "./repos/decision-records.js";
+export type { ApprovalRecord, PendingRequestRecord, PendingState } from "./repos/pending-requests.js";
+export type { WaiverRecord } from "./repos/waivers.js";

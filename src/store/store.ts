@@ -11,6 +11,8 @@ import { NodeRepo } from "./repos/nodes.js";
 import { PolicyVersionRepo } from "./repos/policy-versions.js";
 import { AdmissionPolicyVersionRepo } from "./repos/admission-policy-versions.js";
 import { DecisionRecordRepo } from "./repos/decision-records.js";
+import { PendingRequestRepo } from "./repos/pending-requests.js";
+import { WaiverRepo } from "./repos/waivers.js";
 
 export const DB_FILE = "portcullis.db";
 
@@ -28,6 +30,9 @@ export class Store {
   readonly nodes: NodeRepo;
   readonly admissionPolicyVersions: AdmissionPolicyVersionRepo;
   readonly decisionRecords: DecisionRecordRepo;
+  /** Deploy requests waiting for approvals, and their approvals. */
+  readonly pendingRequests: PendingRequestRepo;
+  readonly waivers: WaiverRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -42,6 +47,8 @@ export class Store {
     this.nodes = new NodeRepo(db);
     this.admissionPolicyVersions = new AdmissionPolicyVersionRepo(db);
     this.decisionRecords = new DecisionRecordRepo(db);
+    this.pendingRequests = new PendingRequestRepo(db);
+    this.waivers = new WaiverRepo(db);
   }
 
   static open(dataDir: string): Store {

@@ -112,13 +112,22 @@ describeDocker("admission in the deploy path", () => {
     expect(new Set(d.admission.results.map((x) => x.check))).toContain("hardening");
   }, {}, 60_000);
 
-  itDocker("a tightened policy judges new requests at once, a scale of a running deployment too; a delete still works", async () => {
+  itDocker("a tightened policy judges new requests at once, a scale of a running deployment too; what runs is reported, not killed; a delete still works", async () => {
     await applyPolicy("strict.yaml", STRICT);
     const scale = await cli(dev, ["scale", "deployment", "web", "--replicas", "2", "-n", NS]);
     expect(scale.code).toBe(1);
     expect(scale.stderr).toContain("PC_ADMISSION_DENIED");
     expect(scale.stderr).toMatch(/resources \(spec\.resources\.memory\)/);
     expect(tg.gw.store.deployments.get(NS, "web")?.replicas).toBe(1);
+    // The running deployment no longer complies: reported once, and left running.
+    expect(await tg.gw.readmission.pass()).toBe(1);
+    expect(await tg.gw.readmission.pass()).toBe(0);
+    tg.gw.audit.flush();
+    const head = tg.gw.store.auditLog.head()!;
+    const noted = [...tg.gw.store.auditLog.iterate(0, head.seq)].filter((r) => r.type === "admission.noncompliant");
+    expect(noted).toHaveLength(1);
+    expect(JSON.parse(noted[0]!.body) as { reasons: string[]; target: string }).toMatchObject({ target: "web", reasons: [expect.stringContaining("resources (spec.resources.memory)")] });
+    expect((await gatewayContainers(tg.gw.deployments.gatewayId)).map((c) => c.state)).toEqual(["running"]);
     const del = await cli(dev, ["delete", "deployment", "web", "-n", NS]);
     expect(del.code, del.stderr).toBe(0);
     expect(await gatewayContainers(tg.gw.deployments.gatewayId)).toEqual([]);

@@ -140,6 +140,7 @@ export function routeContextOf(t: TestGateway): RouteContext {
     apiAddress: () => t.api,
     health: async () => ({}),
     admissionPolicy: t.gw.admissionPolicy,
+    waivers: t.gw.waivers,
   };
 }
 
@@ -183,6 +184,8 @@ export function sampleBody(r: Pick<RouteDef, "method" | "url">): unknown {
       return { files: [{ name: "never.yaml", text: "never: applied\n" }], message: "never applied" };
     case "POST /v1/admission/policy/rollback":
       return { version: 1 };
+    case "POST /v1/namespaces/:namespace/waivers":
+      return { check: "image-reference", owner: "user:nobody", justification: "never created at all", ticket: "SEC-0", expires: "1d" };
     default:
       return r.method === "GET" || r.method === "DELETE" ? undefined : {};
   }

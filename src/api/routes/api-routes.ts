@@ -8,6 +8,7 @@ import { auditRoutes } from "./audit-routes.js";
 import { deploymentRoutes } from "./deployment-routes.js";
 import { nodeRoutes } from "./node-routes.js";
 import { rbacRoutes } from "./rbac-routes.js";
+import { waiverRoutes } from "./waiver-routes.js";
 
 const certificateListItem = {
   type: "object",
@@ -158,7 +159,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

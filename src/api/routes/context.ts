@@ -2,7 +2,7 @@ import type { FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../../core/index.js";
 import type { Actor, PkiService } from "../../pki/index.js";
 import type { NamespaceService, PolicyService } from "../../rbac/index.js";
-import type { AdmissionPolicyService } from "../../admission/index.js";
+import type { AdmissionPolicyService, WaiverService } from "../../admission/index.js";
 import type { AuditLog, AuditSource } from "../../audit/index.js";
 import type { NodeRegistry, ReplicaCount } from "../../runtime/index.js";
 import type { DeployPipeline } from "../deploy-pipeline.js";
@@ -35,6 +35,8 @@ export interface RouteContext {
   };
   /** The admission policies in force, their versions and history. */
   readonly admissionPolicy: AdmissionPolicyService;
+  /** Waivers: create, list, get, revoke. */
+  readonly waivers: WaiverService;
 }
 
 export function actorOf(req: FastifyRequest): Actor {

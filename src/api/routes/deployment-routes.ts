@@ -1,5 +1,6 @@
 import { CLUSTER_WIDE, defineRoute, type RouteDef } from "../route.js";
 import { requireCaller } from "../server.js";
+import { approvalRoutes } from "./approval-routes.js";
 import type { RouteContext } from "./context.js";
 
 const looseObject = { type: "object", additionalProperties: true } as const;
@@ -20,25 +21,27 @@ export function deploymentRoutes(ctx: RouteContext): RouteDef[] {
       authz: { kind: "rbac", resource: "deployments", action: "deploy", namespace: { param: "namespace" } },
       bodyLimit: SIGNED_REQUEST_LIMIT + 1024,
       schema: {
-        summary: "Create, update, scale or delete a deployment with a signed request (compact JWS)",
+        summary: "Create, update, scale or delete a deployment with a signed request (compact JWS); 202 when it waits for approvals",
         body: {
           type: "object",
           additionalProperties: false,
           required: ["request"],
           properties: { request: { type: "string", minLength: 1, maxLength: SIGNED_REQUEST_LIMIT } },
         },
-        response: { 200: looseObject },
+        response: { 200: looseObject, 202: looseObject },
       },
-      handler: async (req) => {
+      handler: async (req, reply) => {
         const caller = requireCaller(req);
         const { namespace } = req.params as { namespace: string };
         const rbac = ctx.policy.decide(caller.id, namespace, "deployments", "deploy");
-        return deployments.pipeline.submit((req.body as { request: string }).request, caller, {
+        const answer = await deployments.pipeline.submit((req.body as { request: string }).request, caller, {
           namespace,
           requestId: req.id,
           sourceAddress: req.ip,
           rbac: { rule: rbac.rule, policyVersion: rbac.version, allowed: rbac.allowed },
         });
+        if ("pending" in answer) reply.code(202);
+        return answer;
       },
     }),
     defineRoute({
@@ -132,5 +135,6 @@ export function deploymentRoutes(ctx: RouteContext): RouteDef[] {
         return deployments.views.logs(p.namespace, p.name, tail);
       },
     }),
+    ...approvalRoutes(ctx),
   ];
 }

@@ -5,6 +5,7 @@ import { parseManifest, signDeployRequest, type DeployOperation, type Manifest }
 import { DEPLOY_TIMEOUT_MS } from "../client.js";
 import { formatDenial, print, type OutputFormat } from "../output.js";
 import type { Session } from "../session.js";
+import { pendingLine, type PendingRequest } from "./approvals.js";
 
 type Globals = () => { output: OutputFormat };
 type Open = () => Promise<Session>;
@@ -40,12 +41,12 @@ interface Decision {
  * byte, when the connection fails before an answer arrives: the gateway answers a retry
  * of an accepted request with its first answer, so it never runs twice.
  */
-export async function sendSigned(s: Session, op: DeployOperation, manifest: Manifest): Promise<Decision> {
+export async function sendSigned(s: Session, op: DeployOperation, manifest: Manifest): Promise<Decision | PendingRequest> {
   const jws = await sign(s, op, manifest);
   const path = `/v1/namespaces/${enc(manifest.metadata.namespace)}/deployments`;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await s.call<Decision>("POST", path, { request: jws }, DEPLOY_TIMEOUT_MS);
+      return await s.call<Decision | PendingRequest>("POST", path, { request: jws }, DEPLOY_TIMEOUT_MS);
     } catch (e) {
       const transient = isPortcullisError(e) && (e.code === "PC_CLI_SERVER_UNREACHABLE" || e.code === "PC_CLI_TLS_FAILED");
       if (!transient || attempt >= 3) throw e;
@@ -97,7 +98,17 @@ async function currentManifest(s: Session, ns: string, name: string): Promise<Ma
   return cur.manifest;
 }
 
-function printDecision(format: OutputFormat, d: Decision): void {
+function printDecision(format: OutputFormat, answer: Decision | PendingRequest): void {
+  if ("pending" in answer) {
+    // Accepted, not yet run: it runs when the namespace's approvers have approved it.
+    if (format === "json") {
+      process.stderr.write(`${pendingLine(answer)}\n`);
+      return print("json", answer);
+    }
+    process.stdout.write(`${pendingLine(answer)}\n`);
+    return;
+  }
+  const d = answer;
   if (format === "json") return print("json", d);
   process.stdout.write(
     `deployment ${d.namespace}/${d.name} ${d.outcome}: revision ${d.revision}, ${d.replicas} replica(s)\n` +
