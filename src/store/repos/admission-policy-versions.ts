@@ -1,4 +1,5 @@
 import type { Db } from "../db.js";
+import { VersionTable } from "./version-table.js";
 
 export interface AdmissionPolicyVersionRecord {
   readonly version: number;
@@ -33,37 +34,8 @@ const fromRow = (r: Row): AdmissionPolicyVersionRecord => ({
 });
 
 /** Immutable, numbered admission policy versions; the highest is the one in force. */
-export class AdmissionPolicyVersionRepo {
-  private readonly ins;
-  private readonly latestStmt;
-  private readonly one;
-  private readonly all;
-
+export class AdmissionPolicyVersionRepo extends VersionTable<AdmissionPolicyVersionRecord, Row> {
   constructor(db: Db) {
-    this.ins = db.prepare(
-      `INSERT INTO admission_policy_versions (version, files, sha256, author, created_at, message, rollback_of)
-       VALUES (@version, @files, @sha256, @author, @createdAt, @message, @rollbackOf)`,
-    );
-    this.latestStmt = db.prepare<[], Row>(`SELECT * FROM admission_policy_versions ORDER BY version DESC LIMIT 1`);
-    this.one = db.prepare<[number], Row>(`SELECT * FROM admission_policy_versions WHERE version = ?`);
-    this.all = db.prepare<[], Row>(`SELECT * FROM admission_policy_versions ORDER BY version`);
-  }
-
-  insert(rec: AdmissionPolicyVersionRecord): void {
-    this.ins.run(rec);
-  }
-
-  latest(): AdmissionPolicyVersionRecord | undefined {
-    const r = this.latestStmt.get();
-    return r ? fromRow(r) : undefined;
-  }
-
-  get(version: number): AdmissionPolicyVersionRecord | undefined {
-    const r = this.one.get(version);
-    return r ? fromRow(r) : undefined;
-  }
-
-  list(): AdmissionPolicyVersionRecord[] {
-    return this.all.all().map(fromRow);
+    super(db, "admission_policy_versions", ["version", "files", "sha256", "author", "createdAt", "message", "rollbackOf"], fromRow);
   }
 }

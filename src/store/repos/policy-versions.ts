@@ -1,4 +1,5 @@
 import type { Db } from "../db.js";
+import { VersionTable } from "./version-table.js";
 
 export interface PolicyVersionRecord {
   readonly version: number;
@@ -35,37 +36,8 @@ const fromRow = (r: Row): PolicyVersionRecord => ({
 });
 
 /** Immutable, numbered policy versions; the highest is the one in force. */
-export class PolicyVersionRepo {
-  private readonly ins;
-  private readonly latestStmt;
-  private readonly one;
-  private readonly all;
-
+export class PolicyVersionRepo extends VersionTable<PolicyVersionRecord, Row> {
   constructor(db: Db) {
-    this.ins = db.prepare(
-      `INSERT INTO policy_versions (version, csv, sha256, author, created_at, message, diff, rollback_of)
-       VALUES (@version, @csv, @sha256, @author, @createdAt, @message, @diff, @rollbackOf)`,
-    );
-    this.latestStmt = db.prepare<[], Row>(`SELECT * FROM policy_versions ORDER BY version DESC LIMIT 1`);
-    this.one = db.prepare<[number], Row>(`SELECT * FROM policy_versions WHERE version = ?`);
-    this.all = db.prepare<[], Row>(`SELECT * FROM policy_versions ORDER BY version`);
-  }
-
-  insert(rec: PolicyVersionRecord): void {
-    this.ins.run(rec);
-  }
-
-  latest(): PolicyVersionRecord | undefined {
-    const r = this.latestStmt.get();
-    return r ? fromRow(r) : undefined;
-  }
-
-  get(version: number): PolicyVersionRecord | undefined {
-    const r = this.one.get(version);
-    return r ? fromRow(r) : undefined;
-  }
-
-  list(): PolicyVersionRecord[] {
-    return this.all.all().map(fromRow);
+    super(db, "policy_versions", ["version", "csv", "sha256", "author", "createdAt", "message", "diff", "rollbackOf"], fromRow);
   }
 }
