@@ -33,7 +33,16 @@ export function hostPortsOf(spec: DeploymentSpec): string[] {
   return spec.network.ports.map((p) => `${p.protocol}/${p.host}`);
 }
 
+/**
+ * How long an image resolved on a node is reused: one request resolves the image for
+ * admission and then again for placement, a moment apart. Short enough that a retag is
+ * seen by the next request; containers are created from the resolved id in any case.
+ */
+const RESOLVED_TTL_MS = 1_000;
+
 export class Placement {
+  private readonly resolved = new Map<string, { readonly at: number; readonly image: Promise<ResolvedImage | undefined> }>();
+
   constructor(
     private readonly store: Store,
     private readonly nodes: NodeAccess,
@@ -61,6 +70,19 @@ export class Placement {
     return { nodes: placed.nodes, imageId: image.id };
   }
 
+  /** The image on a node, resolved at most once per RESOLVED_TTL_MS (a failure is not kept). */
+  private resolve(node: string, ref: string): Promise<ResolvedImage | undefined> {
+    const key = `${node}\n${ref}`;
+    const now = Date.now();
+    const hit = this.resolved.get(key);
+    if (hit !== undefined && now - hit.at < RESOLVED_TTL_MS) return hit.image;
+    const image = resolveImage(this.nodes.engine(node), ref);
+    this.resolved.set(key, { at: now, image });
+    image.catch(() => this.resolved.delete(key));
+    if (this.resolved.size > 1_024) for (const [k, v] of this.resolved) if (now - v.at >= RESOLVED_TTL_MS) this.resolved.delete(k);
+    return image;
+  }
+
   /**
    * The image as the reachable nodes hold it: its id on each, and its configured user.
    * What admission judges the image by (a malformed reference is refused here already).
@@ -71,7 +93,7 @@ export class Placement {
     for (const n of this.nodes.list()) {
       const status = await this.nodes.status(n.name).catch(() => undefined);
       if (status?.health !== "ok") continue;
-      const img = await resolveImage(this.nodes.engine(n.name), ref).catch((e: unknown) => {
+      const img = await this.resolve(n.name, ref).catch((e: unknown) => {
         if (isPortcullisError(e) && e.code === "PC_RUNTIME_IMAGE_INVALID") throw e;
         return undefined;
       });
@@ -104,7 +126,7 @@ export class Placement {
       this.nodes.list().map(async (n): Promise<NodeCandidate> => {
         const status = await this.nodes.status(n.name).catch(() => ({ health: "unreachable", runtimes: [], capacity: NONE }));
         if (status.health === "ok") {
-          const img = await resolveImage(this.nodes.engine(n.name), imageRef).catch((e: unknown) => {
+          const img = await this.resolve(n.name, imageRef).catch((e: unknown) => {
             if (isPortcullisError(e) && e.code === "PC_RUNTIME_IMAGE_INVALID") throw e;
             return undefined;
           });
