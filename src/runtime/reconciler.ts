@@ -167,6 +167,8 @@ export class Reconciler {
       if (r.containerId !== st.id || r.runtime !== st.runtime) this.store.deployments.replicaSeen(r.containerName, st.id, st.runtime, this.clock.now().getTime());
       return false;
     }
+    // Being removed (by someone else): it will be missing on the next pass.
+    if (st?.status === "removing") return false;
     const b = this.backoff.get(r.containerName);
     if (b !== undefined && this.clock.now().getTime() < b.nextAt) return false;
     const node = this.nodes.list().find((n) => n.name === r.node);
