@@ -9,10 +9,11 @@
  * Every refusal is PC_ADMISSION_APPROVAL_INVALID with a short reason: the approval
  * does not count.
  */
-import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
-import { CompactSign, compactVerify } from "jose";
+import { createHash, X509Certificate } from "node:crypto";
+import { compactVerify } from "jose";
+import { signWithCertificateKey } from "./sign.js";
 import { formatIdentity, pcError, PortcullisError } from "../core/index.js";
-import { certificatesFromPem, derToPem, identityOfCertificate } from "../pki/index.js";
+import { derToPem, identityOfCertificate } from "../pki/index.js";
 import { DIGEST_RE } from "./digest.js";
 import { JTI_RE } from "./claims.js";
 import { algorithmForKey, certificateThumbprint, checkDeployHeader, parseCompactJws } from "./jws-compact.js";
@@ -86,20 +87,6 @@ export async function signApproval(opts: SignApprovalOptions): Promise<string> {
   if (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > MAX_REQUEST_LIFETIME_S) {
     throw invalid(`exp: the lifetime must be 1 to ${MAX_REQUEST_LIFETIME_S} seconds`);
   }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(opts.privateKeyPem);
-  } catch {
-    throw pcError("PC_PKI_PEM_MALFORMED", "the private key cannot be read");
-  }
-  const alg = algorithmForKey(key);
-  if (alg === undefined) throw pcError("PC_DEPLOY_ALG_NOT_ALLOWED", "the signing key must be EC P-256 or Ed25519");
-  const der = certificatesFromPem(opts.certificatePem)[0];
-  if (der === undefined) throw pcError("PC_PKI_PEM_MALFORMED", "no certificate in the PEM");
-  const spki = (k: KeyObject) => k.export({ format: "der", type: "spki" });
-  if (!spki(createPublicKey(key)).equals(spki(new X509Certificate(der).publicKey))) {
-    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "the private key does not belong to the certificate");
-  }
   const iat = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   const claims: ApprovalClaims = {
     requestId: opts.requestId,
@@ -110,9 +97,7 @@ export async function signApproval(opts: SignApprovalOptions): Promise<string> {
     iat,
     exp: iat + lifetime,
   };
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({ alg, typ: APPROVAL_JWS_TYPE, "x5t#S256": certificateThumbprint(der) })
-    .sign(key);
+  return signWithCertificateKey(APPROVAL_JWS_TYPE, claims, opts.privateKeyPem, opts.certificatePem);
 }
 
 /** Verifies an approval against the connection's certificate and the pending request. */

@@ -37,26 +37,6 @@ export async function signDeployRequest(opts: SignDeployRequestOptions): Promise
   if (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > MAX_REQUEST_LIFETIME_S) {
     throw pcError("PC_DEPLOY_CLAIMS_INVALID", `exp: the lifetime must be 1 to ${MAX_REQUEST_LIFETIME_S} seconds`);
   }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(opts.privateKeyPem);
-  } catch {
-    throw pcError("PC_PKI_PEM_MALFORMED", "the private key cannot be read");
-  }
-  const alg = algorithmForKey(key);
-  if (alg === undefined) throw pcError("PC_DEPLOY_ALG_NOT_ALLOWED", "the signing key must be EC P-256 or Ed25519");
-  const der = certificatesFromPem(opts.certificatePem)[0];
-  if (der === undefined) throw pcError("PC_PKI_PEM_MALFORMED", "no certificate in the PEM");
-  let certKey: KeyObject;
-  try {
-    certKey = new X509Certificate(der).publicKey;
-  } catch {
-    throw pcError("PC_PKI_CERT_INVALID", "the certificate cannot be read");
-  }
-  const spki = (k: KeyObject) => k.export({ format: "der", type: "spki" });
-  if (!spki(createPublicKey(key)).equals(spki(certKey))) {
-    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "the private key does not belong to the certificate");
-  }
   const iat = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   const claims: DeployRequestClaims = {
     op: opts.op,
@@ -69,7 +49,36 @@ export async function signDeployRequest(opts: SignDeployRequestOptions): Promise
     exp: iat + lifetime,
     jti: opts.jti ?? randomToken(16),
   };
+  return signWithCertificateKey(DEPLOY_JWS_TYPE, claims, opts.privateKeyPem, opts.certificatePem);
+}
+
+/**
+ * A compact JWS of `typ` over `claims`, signed with the caller's key: ES256 or EdDSA by
+ * the key's type, `x5t#S256` of the certificate the key belongs to (checked here, so a
+ * key and a certificate that do not match never sign).
+ */
+export async function signWithCertificateKey(typ: string, claims: object, privateKeyPem: string, certificatePem: string): Promise<string> {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(privateKeyPem);
+  } catch {
+    throw pcError("PC_PKI_PEM_MALFORMED", "the private key cannot be read");
+  }
+  const alg = algorithmForKey(key);
+  if (alg === undefined) throw pcError("PC_DEPLOY_ALG_NOT_ALLOWED", "the signing key must be EC P-256 or Ed25519");
+  const der = certificatesFromPem(certificatePem)[0];
+  if (der === undefined) throw pcError("PC_PKI_PEM_MALFORMED", "no certificate in the PEM");
+  let certKey: KeyObject;
+  try {
+    certKey = new X509Certificate(der).publicKey;
+  } catch {
+    throw pcError("PC_PKI_CERT_INVALID", "the certificate cannot be read");
+  }
+  const spki = (k: KeyObject) => k.export({ format: "der", type: "spki" });
+  if (!spki(createPublicKey(key)).equals(spki(certKey))) {
+    throw pcError("PC_DEPLOY_SIGNER_MISMATCH", "the private key does not belong to the certificate");
+  }
   return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({ alg, typ: DEPLOY_JWS_TYPE, "x5t#S256": certificateThumbprint(der) })
+    .setProtectedHeader({ alg, typ, "x5t#S256": certificateThumbprint(der) })
     .sign(key);
 }
