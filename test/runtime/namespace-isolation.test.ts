@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseHostPort } from "../../src/core/index.js";
 import { signDeployRequest, type Manifest } from "../../src/deploy/index.js";
 import { DockerEngine } from "../../src/runtime/index.js";
-import { dockerCliResult } from "../support/containers.js";
+import { fetchInContainer, fetchInContainerEventually } from "../support/containers.js";
 import { buildBusyboxImage, describeDocker, dockerCli, newTestRun } from "../support/docker.js";
 import { startTestGateway, type ClientFiles, type TestGateway } from "../support/gateway.js";
 import { busyboxManifest, cleanupDeployments } from "./deploy-support.js";
@@ -69,19 +69,6 @@ async function deploy(ns: string, m: Manifest, op: "create" | "delete" = "create
   });
 }
 
-/** An HTTP GET with busybox nc from inside `from` (nc works under runc and under gVisor). */
-async function fetchFrom(from: string, ip: string): Promise<string> {
-  const r = await dockerCliResult(["exec", from, "/bin/sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${ip} 8080`], 20_000);
-  return r.stdout;
-}
-
-/** fetchFrom until the peer answers (a server under load can miss one 2 s window), at most 5 times. */
-async function fetchEventually(from: string, ip: string, expected: string): Promise<string> {
-  let last = "";
-  for (let i = 0; i < 5 && !last.includes(expected); i++) last = await fetchFrom(from, ip);
-  return last;
-}
-
 describeDocker(
   "namespace networks: a namespace reaches its own containers, never another namespace's",
   () => {
@@ -134,9 +121,9 @@ describeDocker(
       const peer = from === "a-std" ? byName("a-sbx") : byName("a-std");
       const source = byName(from).id as string;
       const [own, bStd, bSbx] = await Promise.all([
-        fetchEventually(source, peer.ip as string, `hello-${peer.name}`),
-        fetchFrom(source, byName("b-std").ip as string),
-        fetchFrom(source, byName("b-sbx").ip as string),
+        fetchInContainerEventually(source, peer.ip as string, `hello-${peer.name}`),
+        fetchInContainer(source, byName("b-std").ip as string),
+        fetchInContainer(source, byName("b-sbx").ip as string),
       ]);
       expect(own).toContain(`hello-${peer.name}`);
       expect(bStd).not.toContain("hello-");
@@ -145,7 +132,7 @@ describeDocker(
 
     it("the same holds from B towards A", async () => {
       const source = byName("b-std").id as string;
-      const [own, aStd] = await Promise.all([fetchEventually(source, byName("b-sbx").ip as string, "hello-b-sbx"), fetchFrom(source, byName("a-std").ip as string)]);
+      const [own, aStd] = await Promise.all([fetchInContainerEventually(source, byName("b-sbx").ip as string, "hello-b-sbx"), fetchInContainer(source, byName("a-std").ip as string)]);
       expect(own).toContain("hello-b-sbx");
       expect(aStd).not.toContain("hello-");
     }, 30_000);

@@ -58,3 +58,30 @@ export async function waitRunning(engine: DockerEngine, id: string, budgetMs = 1
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * An HTTP GET of `/` on `ip:port` with busybox nc from inside container `from` (nc works
+ * under runc and under gVisor); returns what came back, "" when nothing answered.
+ */
+export async function fetchInContainer(from: string, ip: string, port = 8080): Promise<string> {
+  const r = await dockerCliResult(
+    ["exec", from, "/bin/timeout", "8", "/bin/sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${ip} ${port}`],
+    20_000,
+  );
+  return r.stdout;
+}
+
+/**
+ * fetchInContainer until the answer contains `expected`: a server just started (gVisor
+ * takes longer to listen) or under load can miss one window. At most `tries` attempts
+ * 500 ms apart; returns the last answer for the caller to assert on.
+ */
+export async function fetchInContainerEventually(from: string, ip: string, expected: string, tries = 10, port = 8080): Promise<string> {
+  let last = "";
+  for (let i = 0; i < tries; i++) {
+    last = await fetchInContainer(from, ip, port);
+    if (last.includes(expected)) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return last;
+}
