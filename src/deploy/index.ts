@@ -52,3 +52,10 @@ export {
   type SignedRequestEvidence,
   type VerifiedEvidence,
 } from "./evidence.js";
+export {
+  SECRETS_MOUNT_PATH,
+  secretMountProblems,
+  secretPathReason,
+  secretRelativePath,
+  type SecretMountProblem,
+} from "./secret-mounts.js";

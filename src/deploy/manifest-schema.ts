@@ -19,8 +19,11 @@
  *                      retries 1..10 (3), startPeriod 0s..5m (0s)
  *     placement        nodeLabels, spread (default true)
  *     update           maxSurge 0..10 (1), maxUnavailable 0..10 (0), not both 0
+ *     secrets?         <= 32 of { name (secret name), path (absolute string), version? (>= 1),
+ *                      namespace? (DNS label) }; where a path may point is admission's
+ *                      to judge (secret-references), and the runtime's again
  */
-import type { DeploymentSpec, HealthcheckSpec, NetworkMode, PortMapping, RuntimeClass } from "./types.js";
+import type { DeploymentSpec, HealthcheckSpec, NetworkMode, PortMapping, RuntimeClass, SecretMount } from "./types.js";
 import { MANIFEST_API_VERSION, MANIFEST_KIND } from "./types.js";
 import { type ManifestIssue, Walker } from "./manifest-walk.js";
 import {
@@ -42,6 +45,8 @@ export const MAX_ENV_VALUE_BYTES = 32 * 1024;
 export const MAX_REPLICAS = 64;
 export const MAX_PIDS = 32_768;
 export const MAX_PORTS = 64;
+export const MAX_SECRETS = 32;
+const SECRET_NAME_RE = /^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_ID = 2_147_483_647;
 
@@ -96,6 +101,7 @@ export function checkManifestValue(value: unknown): { issues: ManifestIssue[]; s
     ...(s.healthcheck !== undefined ? { healthcheck: s.healthcheck } : {}),
     placement: s.placement ?? { nodeLabels: {}, spread: true },
     update: s.update ?? { maxSurge: 1, maxUnavailable: 0 },
+    secrets: s.secrets ?? [],
   };
   return { issues: [], spec };
 }
@@ -139,9 +145,45 @@ function checkSpec(w: Walker, v: unknown, p: string, s: Mutable<DeploymentSpec>)
         if (maxSurge === 0 && maxUnavailable === 0) w.bad(q, "maxSurge and maxUnavailable must not both be 0");
         if (maxSurge !== undefined && maxUnavailable !== undefined) s.update = { maxSurge, maxUnavailable };
       },
+      secrets: (x, q) => (s.secrets = checkSecrets(w, x, q)),
     },
     ["image", "resources"],
   );
+}
+
+function checkSecrets(w: Walker, v: unknown, p: string): SecretMount[] | undefined {
+  if (!Array.isArray(v)) return w.bad(p, "must be a list");
+  if (v.length > MAX_SECRETS) return w.bad(p, `must have at most ${MAX_SECRETS} items`);
+  const before = w.issues.length;
+  const out: SecretMount[] = [];
+  v.forEach((item, i) => {
+    const q = `${p}[${i}]`;
+    let name: string | undefined;
+    let path: string | undefined;
+    let version: number | undefined;
+    let namespace: string | undefined;
+    const ok = w.fields(
+      item,
+      q,
+      {
+        name: (x, r) => (name = w.checked(x, r, (n) => (SECRET_NAME_RE.test(n) ? undefined : "must be a secret name (a-z, 0-9, '-', '.'; at most 63)"))),
+        path: (x, r) => (path = w.checked(x, r, secretPathReason)),
+        version: (x, r) => (version = w.int(x, r, 1, MAX_ID)),
+        namespace: (x, r) => (namespace = w.checked(x, r, dnsLabelReason)),
+      },
+      ["name", "path"],
+    );
+    if (!ok || name === undefined || path === undefined) return;
+    out.push({ name, path, ...(version !== undefined ? { version } : {}), ...(namespace !== undefined ? { namespace } : {}) });
+  });
+  return w.issues.length === before ? out : undefined;
+}
+
+/** The form of a path only; where it may point is judged by admission. */
+function secretPathReason(path: string): string | undefined {
+  if (!path.startsWith("/")) return "must be an absolute path";
+  if (path.length > 4096) return "must be at most 4096 characters";
+  return undefined;
 }
 
 function workingDirReason(d: string): string | undefined {

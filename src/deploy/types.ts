@@ -49,6 +49,21 @@ export interface HealthcheckSpec {
   readonly startPeriodMs: number;
 }
 
+/**
+ * A secret the deployment mounts as a file (spec.secrets[i]). The manifest schema checks
+ * the types; where the path may point, that the secret exists and that the requester may
+ * use it are admission's to judge (the secret-references check), and the runtime refuses
+ * any path outside /run/secrets again on its own.
+ */
+export interface SecretMount {
+  readonly name: string;
+  readonly path: string;
+  /** Absent: the latest version when the request is accepted (then pinned). */
+  readonly version?: number;
+  /** Only ever the deployment's own; any other is denied by admission. */
+  readonly namespace?: string;
+}
+
 /** The manifest parsed: units resolved, defaults applied. What the runtime builds from. */
 export interface DeploymentSpec {
   readonly name: string;
@@ -69,6 +84,8 @@ export interface DeploymentSpec {
   readonly healthcheck?: HealthcheckSpec;
   readonly placement: { readonly nodeLabels: Readonly<Record<string, string>>; readonly spread: boolean };
   readonly update: { readonly maxSurge: number; readonly maxUnavailable: number };
+  /** Secret files; empty when the manifest mounts none. */
+  readonly secrets: readonly SecretMount[];
 }
 
 /** The payload of a signed deploy request. */

@@ -12,6 +12,8 @@ export const RESOURCES = [
   "nodes",
   "deployments",
   "secrets",
+  "secret-metadata",
+  "keyring",
   "waivers",
   "approvals",
   "alerts",

@@ -343,6 +343,58 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'approvals are immutable'); END;
     `,
   },
+  {
+    version: 7,
+    name: "secrets: envelope-encrypted versions, and the versions each revision pinned",
+    sql: `
+      -- A secret of a namespace. Its values live only in secret_versions, encrypted.
+      CREATE TABLE secrets (
+        namespace     TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        PRIMARY KEY (namespace, name)
+      );
+
+      -- One version of a secret: the value sealed under a fresh data key (value_jwe,
+      -- dir + A256GCM), and that data key wrapped by a key-encryption key (wrapped_key,
+      -- A256KW + A256GCM, kid = kek_id). Both protected headers bind namespace, name and
+      -- version; the wrapped key's also binds the KEK id. Only wrapped_key and kek_id
+      -- ever change (KEK rotation); a version is never edited otherwise.
+      CREATE TABLE secret_versions (
+        namespace     TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        version       INTEGER NOT NULL CHECK (version >= 1),
+        value_jwe     TEXT NOT NULL,
+        wrapped_key   TEXT NOT NULL,
+        kek_id        TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        PRIMARY KEY (namespace, name, version),
+        FOREIGN KEY (namespace, name) REFERENCES secrets(namespace, name) ON DELETE CASCADE
+      );
+      CREATE INDEX secret_versions_kek ON secret_versions(kek_id);
+      CREATE TRIGGER secret_versions_rewrap_only BEFORE UPDATE ON secret_versions
+        WHEN NEW.namespace IS NOT OLD.namespace OR NEW.name IS NOT OLD.name OR NEW.version IS NOT OLD.version
+          OR NEW.value_jwe IS NOT OLD.value_jwe OR NEW.size IS NOT OLD.size
+          OR NEW.created_at IS NOT OLD.created_at OR NEW.created_by IS NOT OLD.created_by
+        BEGIN SELECT RAISE(ABORT, 'a secret version can only be rewrapped'); END;
+
+      -- The secret versions a revision was admitted with (pinned until a redeploy), and
+      -- where each is mounted in its containers.
+      CREATE TABLE revision_secrets (
+        namespace     TEXT NOT NULL,
+        deployment    TEXT NOT NULL,
+        revision      INTEGER NOT NULL,
+        secret        TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        path          TEXT NOT NULL,
+        PRIMARY KEY (namespace, deployment, revision, path)
+      );
+      CREATE INDEX revision_secrets_secret ON revision_secrets(namespace, secret);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

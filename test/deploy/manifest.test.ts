@@ -225,6 +225,7 @@ describe("parseManifest", () => {
       healthcheck: { command: ["/bin/web", "--check"], intervalMs: 10_000, timeoutMs: 2_000, retries: 5, startPeriodMs: 1_000 },
       placement: { nodeLabels: { zone: "a" }, spread: false },
       update: { maxSurge: 2, maxUnavailable: 1 },
+      secrets: [],
     });
   });
 
@@ -251,6 +252,7 @@ spec:
       healthcheck: { command: ["/ok"], intervalMs: 2_000, timeoutMs: 2_000, retries: 3, startPeriodMs: 0 },
       placement: { nodeLabels: {}, spread: true },
       update: { maxSurge: 1, maxUnavailable: 0 },
+      secrets: [],
     });
   });
 

@@ -36,7 +36,7 @@ const SPEC: DeploymentSpec = {
   network: { mode: "namespace", ports: [{ container: 8080, host: 18080, protocol: "tcp" }] },
   healthcheck: { command: ["/bin/wget", "-q", "-O-", "http://127.0.0.1:8080/"], intervalMs: 2_000, timeoutMs: 1_500, retries: 3, startPeriodMs: 500 },
   placement: { nodeLabels: {}, spread: true },
-  update: { maxSurge: 1, maxUnavailable: 0 },
+  update: { maxSurge: 1, maxUnavailable: 0 }, secrets: [],
 };
 
 const CTX: ReplicaContext = {

@@ -112,7 +112,7 @@ describeDocker(
           network: { mode: "namespace", ports: [{ container: 8080, host: port, protocol: "tcp" }] },
           healthcheck: { command: HEALTH_COMMAND, intervalMs: 1_000, timeoutMs: 2_000, retries: 3, startPeriodMs: 0 },
           placement: { nodeLabels: {}, spread: false },
-          update: { maxSurge: 1, maxUnavailable: 0 },
+          update: { maxSurge: 1, maxUnavailable: 0 }, secrets: [],
         };
         const resolved = await resolveImage(engine, image);
         if (resolved === undefined) throw new Error("the test image is missing");
@@ -254,7 +254,7 @@ describeDocker(
             name: "web", namespace, labels: run.labels, image, env: {}, replicas: 1,
             resources: { nanoCpus: 1e8, memoryBytes: 64 * MiB, pids: 8 }, runtime: "standard",
             network: { mode: "namespace", ports: [{ container: 80, host: 8080, protocol: "tcp" }] },
-            placement: { nodeLabels: {}, spread: false }, update: { maxSurge: 1, maxUnavailable: 0 },
+            placement: { nodeLabels: {}, spread: false }, update: { maxSurge: 1, maxUnavailable: 0 }, secrets: [],
           },
           {
             containerName: "x", gatewayId: "g", revision: 1, ordinal: 0, jti: "j", manifestDigest: DIGEST,

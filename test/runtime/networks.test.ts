@@ -51,7 +51,7 @@ describeDocker(
         name: `app${counter}`, namespace, labels: run.labels, image: tag, args, env: {}, replicas: 1,
         resources: { nanoCpus: 250_000_000, memoryBytes: 48 * MiB, pids: 16 }, runtime,
         network: { mode: "namespace", ports: [] }, placement: { nodeLabels: {}, spread: false },
-        update: { maxSurge: 1, maxUnavailable: 0 },
+        update: { maxSurge: 1, maxUnavailable: 0 }, secrets: [],
       };
       const create = containerSpecFor(spec, {
         containerName: `pc-test-${run.id}-${counter++}`, gatewayId: `test-${run.id}`, revision: 1, ordinal: 0,
