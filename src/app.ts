@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { AuditLog, auditSignerFrom, issueAuditCredentials, loadAuditCredentials, loadOrCreateHmacKey, renewAuditCredentialsIfDue, type AuditSource } from "./audit/index.js";
 import type { Clock, GatewayConfig, Logger } from "./core/index.js";
-import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, systemClock } from "./core/index.js";
+import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, secretsConfigOf, systemClock } from "./core/index.js";
 import {
   apiRoutes,
   apiTlsOptions,
@@ -39,10 +39,11 @@ import {
   type Actor,
 } from "./pki/index.js";
 import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
-import { AdmissionPolicyService, evaluate as evaluateAdmission, shippedAdmissionPolicyFiles, WaiverService, type AdmissionPolicyFile } from "./admission/index.js";
-import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler } from "./runtime/index.js";
+import { AdmissionPolicyService, evaluate as evaluateAdmission, secretReferencesHook, shippedAdmissionPolicyFiles, WaiverService, type AdmissionPolicyFile } from "./admission/index.js";
+import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler, SecretFiles } from "./runtime/index.js";
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
+import { createKeyringFile, Keyring, kekSourceFor, keyringPath, SecretService } from "./secrets/index.js";
 
 /**
  * The composition root: builds the domains from a data directory and wires them into
@@ -101,6 +102,8 @@ export function initGateway(opts: InitOptions): InitResult {
     writeKeyFile(p.intermediateKey, privateKeyPem(ca.material.intermediateKey));
     writeFileAtomic(p.rootCert, derToPem(ca.material.rootDer, "CERTIFICATE"), 0o644);
     writeFileAtomic(p.intermediateCert, ca.intermediatePem, 0o644);
+    // The secret store's keyring, with its first key-encryption key.
+    createKeyringFile(keyringPath(opts.dataDir), clock);
 
     store = Store.open(opts.dataDir);
     const audit = new AuditLog(store, clock, {
@@ -173,6 +176,8 @@ export interface GatewayOptions {
   readonly readmitIntervalMs?: number;
   /** Rollout timing: status poll interval, and how long a replica without a healthcheck must run to count as ready. */
   readonly rollout?: { readonly pollMs?: number; readonly settleMs?: number };
+  /** Overrides config.secrets.tmpfsRoot (tests use their own). */
+  readonly secretsTmpfsRoot?: string;
 }
 
 export interface Gateway {
@@ -199,6 +204,8 @@ export interface Gateway {
   readonly audit: AuditLog;
   readonly config: GatewayConfig;
   readonly enforcer: RevocationEnforcer;
+  /** The secret store (envelope-encrypted versions, the keyring, KEK rotation). */
+  readonly secrets: SecretService;
   /** Renews the server certificate if two thirds of its life have passed. */
   renewServerCertificateIfDue(): boolean;
   close(): Promise<void>;
@@ -248,6 +255,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger ?? createLogger();
   openDataDir(opts.dataDir);
   const config = loadConfig(opts.dataDir);
+  // The keyring first: without it the gateway does not start (no plaintext fallback, no
+  // key made at start-up).
+  const keyring = Keyring.open(kekSourceFor(secretsConfigOf(config).keyring, opts.dataDir));
   const store = Store.open(opts.dataDir);
   const audit = new AuditLog(store, clock, {
     trustDomain: config.trustDomain,
@@ -256,6 +266,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     onCheckpointError: (e) => logger.error({ err: String(e) }, "audit checkpoint failed"),
   });
   const pki = PkiService.load(opts.dataDir, store, audit, clock, config);
+  const secrets = new SecretService(store, keyring, audit, clock, logger);
   audit.useCa(pki.ca.bundlePem, pki.ca.rootFingerprint);
   audit.genesis(config.trustDomain, pki.ca.rootFingerprint);
   const systemActor: Actor = { identity: "service:gateway" };
@@ -284,16 +295,35 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const verifier = new DeployRequestVerifier({ trustDomain: config.trustDomain, clock, replay });
   // Marks this gateway's containers on shared engines: derived from its own root CA.
   const gatewayId = pki.ca.rootFingerprint.slice(0, 12);
-  const deployments = new DeploymentController(store, nodes, replay, audit, clock, logger, { gatewayId, ...(opts.rollout ?? {}) });
+  // Secret files go to <tmpfsRoot>/<gatewayId>, an in-memory filesystem made ready on the
+  // first deploy that has secrets (a gateway without any needs no right to mount one).
+  // They stay when the gateway stops: its running containers keep using them.
+  const secretFiles = new SecretFiles({ tmpfsRoot: opts.secretsTmpfsRoot ?? secretsConfigOf(config).tmpfsRoot, gatewayId });
+  const deployments = new DeploymentController(store, nodes, replay, audit, clock, logger, {
+    gatewayId, ...(opts.rollout ?? {}), secretResolver: secrets, secretFiles,
+  });
   const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
   const admissionPolicy = new AdmissionPolicyService(store, audit, clock);
   const waivers = new WaiverService(store, audit, clock);
   // The policies in force, read (and cached) per request: an unreadable policy denies.
   // The waivers in force are read at the same instant the chain judges by.
+  // The secret references of a request: each secret and pinned version exists, and the
+  // requester holds secrets:use in the namespace (any other error of the store denies).
+  const secretHook = secretReferencesHook({
+    versions: (ns, name) => {
+      try {
+        return secrets.get(ns, name).versions.map((v) => v.version);
+      } catch (e) {
+        if ((e as { code?: unknown }).code === "PC_SECRETS_NOT_FOUND") return undefined;
+        throw e;
+      }
+    },
+    mayUse: (identity, ns) => policy.decide(identity, ns, "secrets", "use").allowed,
+  });
   const gate: AdmissionGate = {
     evaluate: (attrs) => {
       const now = clock.now();
-      return evaluateAdmission(attrs, admissionPolicy.current().set, { now, waivers: waivers.active(attrs.namespace.name, now) });
+      return evaluateAdmission(attrs, admissionPolicy.current().set, { now, waivers: waivers.active(attrs.namespace.name, now), hooks: { secrets: secretHook } });
     },
   };
   const deploy = {
@@ -325,7 +355,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const policy = new PolicyService(store, audit, clock);
   const readmission = new Readmission(store, deployments, gate, (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed, audit, logger);
   const namespaces = new NamespaceService(store, audit, clock, {
-    count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: 0 }),
+    count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: store.secrets.countInNamespace(ns) }),
   });
   const ctx: RouteContext = {
     pki,
@@ -342,6 +372,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     onRevocation: () => enforcer?.check(),
     apiAddress: () => apiAddress,
     health: opts.health ?? (() => localHealth(store, engine)),
+    secrets,
+    secretUsers: {
+      running: (ns, name) => {
+        const d = store.deployments.get(ns, name);
+        return d !== undefined && d.state === "active" && d.replicas > 0;
+      },
+      stopUsing: (ns, name, reason, actor) => deployments.stopUsing(ns, name, reason, actor.id),
+    },
   };
   const authorizer: Authorizer = opts.authorizer ?? {
     authorize: (id, resource, action, namespace) => policy.decide(formatIdentity(id), namespace, resource, action),
@@ -381,6 +419,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   enforcer.start();
   reconciler.start();
   readmission.start(opts.readmitIntervalMs ?? 60_000);
+  // Resumes a KEK rotation that a stop or a crash cut short.
+  secrets.startRewrap();
 
   const renewTimer = setInterval(() => {
     try {
@@ -426,6 +466,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     audit,
     config,
     enforcer,
+    secrets,
     renewServerCertificateIfDue: () => {
       const renewed = renewIfDue();
       if (renewed) {
@@ -441,6 +482,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await Promise.allSettled([api.close(), bootstrap.close()]);
         await reconciler.stop();
         await readmission.stop();
+        await secrets.stop();
         try {
           await audit.close(); // the last group commit, and a checkpoint over the end
         } catch (e) {

@@ -10,11 +10,17 @@
  *   ("check failed" / "check timed out"); the exception never leaves the chain.
  * These denials come from the chain itself and no waiver exempts them.
  *
+ * Built in: a request that references a secret (spec.secrets) always passes
+ * `secret-references` in enforce mode. When no selected policy runs that check in
+ * enforce mode, the chain runs it itself, recorded with policy BUILT_IN_POLICY; its
+ * violations deny and no waiver exempts them, so a missing or weakened policy never lets
+ * a secret through unchecked.
+ *
  * Aggregation: denials are enforce-mode violations no waiver covers; warnings are
  * warn-mode violations and waived ones; audit-mode violations stay in `results` only.
  */
 import { admittedImageDigest } from "./image.js";
-import { CHECKS } from "./checks/index.js";
+import { CHECKS, SECRET_REFERENCES_CHECK } from "./checks/index.js";
 import {
   DEFAULT_CHECK_TIMEOUT_MS,
   type ActiveWaiver,
@@ -40,6 +46,8 @@ export interface EvaluateOptions {
 }
 
 export const NO_POLICY_REASON = "no admission policy selects the namespace";
+/** The policy name of the checks the chain runs whatever the policies say. */
+export const BUILT_IN_POLICY = "(built-in)";
 
 /** True when the policy's selector matches the namespace (every part that is set). */
 export function policySelects(policy: Pick<AdmissionPolicy, "selector">, namespace: AdmissionAttributes["namespace"]): boolean {
@@ -73,10 +81,21 @@ export async function evaluate(attrs: AdmissionAttributes, policySet: AdmissionP
     const runs = selected.flatMap((policy) => policy.checks.map((pc) => runOne(attrs, policy.name, pc, opts, chainMade)));
     results = (await Promise.all(runs)).flat();
   }
+  if (needsBuiltInSecretCheck(attrs, selected)) {
+    const builtIn = await runOne(attrs, BUILT_IN_POLICY, { check: SECRET_REFERENCES_CHECK, mode: "enforce", params: {} }, opts, chainMade);
+    for (const r of builtIn) chainMade.add(r);
+    results = [...results, ...builtIn];
+  }
   results = applyWaivers(results, attrs, opts, chainMade);
   const denials = results.filter((r) => !r.allowed && r.mode === "enforce" && r.waiver === undefined);
   const warnings = results.filter((r) => !r.allowed && (r.mode === "warn" || (r.mode === "enforce" && r.waiver !== undefined)));
   return { allowed: denials.length === 0, results, denials, warnings, policyVersion: policySet.version };
+}
+
+/** A request that mounts secrets, where no selected policy enforces secret-references. */
+function needsBuiltInSecretCheck(attrs: AdmissionAttributes, selected: readonly AdmissionPolicy[]): boolean {
+  if ((attrs.spec.secrets ?? []).length === 0) return false;
+  return !selected.some((p) => p.checks.some((c) => c.check === SECRET_REFERENCES_CHECK && c.mode === "enforce"));
 }
 
 async function runOne(

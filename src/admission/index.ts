@@ -1,7 +1,7 @@
 /** The admission domain: checks, the chain that runs them, policies and offline tests. */
 export * from "./types.js";
 export * from "./checks/index.js";
-export { evaluate, NO_POLICY_REASON, policySelects, waiverApplies, type EvaluateOptions } from "./chain.js";
+export { BUILT_IN_POLICY, evaluate, NO_POLICY_REASON, policySelects, waiverApplies, type EvaluateOptions } from "./chain.js";
 export { admittedImageDigest, DEFAULT_REGISTRY, imageName, type ImageName } from "./image.js";
 export {
   describePolicyIssues,

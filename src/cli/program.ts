@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import { VERSION, createLogger, formatIdentity, parseDuration, parseIdentity, PortcullisError, pcError, resolveDataDir, toPortcullisError } from "../core/index.js";
 import { formatFingerprint, type IssuedBundle } from "../pki/index.js";
 import { initGateway, startGateway } from "../app.js";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { enroll } from "./commands/enroll.js";
 import { registerRbacCommands } from "./commands/rbac.js";
@@ -12,6 +12,7 @@ import { registerDeployCommands } from "./commands/deploy.js";
 import { registerAdmissionCommands } from "./commands/admission.js";
 import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerWaiverCommands } from "./commands/waiver.js";
+import { registerSecretCommands } from "./commands/secret.js";
 import { formatDenial, print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -27,8 +28,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function buildProgram(): Command {
   const program = new Command("portcullis")
-    .description("Security-first orchestration gateway")
-    .version(VERSION)
+    .description("Security-first orchestration gateway (portcullis --version prints the version)")
     .addOption(new Option("--profile <file>", "client profile (env PORTCULLIS_PROFILE; default: the admin profile of the data dir)"))
     .addOption(new Option("-o, --output <format>", "output format: table, json, csv (policy get only); for audit export, the output file").default("table"))
     .exitOverride()
@@ -54,13 +54,15 @@ export function buildProgram(): Command {
     .option("--listen <host:port>", "API listener (mTLS)", "127.0.0.1:8443")
     .option("--bootstrap-listen <host:port>", "bootstrap listener (enrollment, CA bundle, CRL)", "127.0.0.1:8444")
     .option("--san <name>", "extra DNS name or IP for the server certificate (repeatable)", collect, [])
-    .action((o: { dataDir?: string; trustDomain: string; listen: string; bootstrapListen: string; san: string[] }) => {
+    .option("--rbac-policy <file>", "the initial RBAC policy (CSV) instead of the shipped one, e.g. with a first secret-reader binding")
+    .action((o: { dataDir?: string; trustDomain: string; listen: string; bootstrapListen: string; san: string[]; rbacPolicy?: string }) => {
       const r = initGateway({
         dataDir: resolveDataDir(o.dataDir),
         trustDomain: o.trustDomain,
         listen: o.listen,
         bootstrapListen: o.bootstrapListen,
         sans: o.san,
+        ...(o.rbacPolicy !== undefined ? { policyCsv: readFileSync(o.rbacPolicy, "utf8") } : {}),
       });
       print(globals().output, {
         dataDir: r.dataDir,
@@ -164,6 +166,7 @@ export function buildProgram(): Command {
   registerDeployCommands(program, globals, session);
   registerApprovalCommands(program, globals, session);
   registerWaiverCommands(program, globals, session);
+  registerSecretCommands(program, globals, session);
   registerAdmissionCommands(
     program,
     globals,
@@ -218,6 +221,12 @@ async function runServer(dataDir: string): Promise<void> {
 
 /** Runs the CLI; returns the exit code. Errors print their code and message. */
 export async function runCli(argv: readonly string[]): Promise<number> {
+  // The version is answered here, not as an option of the root command: commander would
+  // take `--version` out of any command line (`secret read NAME --version 2`).
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
   const program = buildProgram();
   try {
     answeredNo = false;

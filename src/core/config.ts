@@ -67,6 +67,35 @@ export interface GatewayConfig {
   /** Extra DNS names or IP addresses for the server certificate. */
   readonly sans: readonly string[];
   readonly lifetimes: Lifetimes;
+  /** The secret store: where its keyring comes from, where secret files go (absent = defaults). */
+  readonly secrets?: SecretsConfig;
+}
+
+/** `keyring`: the data dir's keyring file, or the PORTCULLIS_KEYRING environment variable. */
+export interface SecretsConfig {
+  readonly keyring: "file" | "env";
+  /** Absolute; the in-memory filesystem below which secret files are written. */
+  readonly tmpfsRoot: string;
+}
+
+export const DEFAULT_SECRETS_CONFIG: SecretsConfig = { keyring: "file", tmpfsRoot: "/run/portcullis/secrets" };
+
+/** The secrets settings of a config, the defaults where it has none. */
+export function secretsConfigOf(cfg: GatewayConfig): SecretsConfig {
+  return cfg.secrets ?? DEFAULT_SECRETS_CONFIG;
+}
+
+function parseSecretsConfig(raw: unknown): SecretsConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "secrets must be an object");
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== "keyring" && k !== "tmpfsRoot") throw pcError("PC_CONFIG_INVALID", `unknown key secrets.${k.slice(0, 40)}`);
+  const keyring = o.keyring ?? DEFAULT_SECRETS_CONFIG.keyring;
+  if (keyring !== "file" && keyring !== "env") throw pcError("PC_CONFIG_INVALID", 'secrets.keyring must be "file" or "env"');
+  const tmpfsRoot = o.tmpfsRoot ?? DEFAULT_SECRETS_CONFIG.tmpfsRoot;
+  if (typeof tmpfsRoot !== "string" || !isAbsolute(tmpfsRoot) || tmpfsRoot.includes("\0") || tmpfsRoot.length > 1024 || /(^|\/)\.\.?(\/|$)/.test(tmpfsRoot)) {
+    throw pcError("PC_CONFIG_INVALID", "secrets.tmpfsRoot must be an absolute path without '.' or '..' segments");
+  }
+  return { keyring, tmpfsRoot };
 }
 
 export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
@@ -76,6 +105,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     bootstrapListen: partial.bootstrapListen ?? DEFAULT_BOOTSTRAP_LISTEN,
     sans: partial.sans ?? [],
     lifetimes: { ...DEFAULT_LIFETIMES, ...(partial.lifetimes ?? {}) },
+    ...(partial.secrets ? { secrets: partial.secrets } : {}),
   };
 }
 
@@ -83,7 +113,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
 export function parseConfig(raw: unknown): GatewayConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "config must be an object");
   const o = raw as Record<string, unknown>;
-  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes"];
+  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes", "secrets"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key ${k}`);
   const str = (k: string): string => {
     if (typeof o[k] !== "string") throw pcError("PC_CONFIG_INVALID", `${k} must be a string`);
@@ -110,6 +140,7 @@ export function parseConfig(raw: unknown): GatewayConfig {
     bootstrapListen: str("bootstrapListen"),
     sans: strs("sans"),
     lifetimes: lifetimes as unknown as Lifetimes,
+    ...(o.secrets === undefined ? {} : { secrets: parseSecretsConfig(o.secrets) }),
   };
   assertTrustDomain(cfg.trustDomain);
   for (const n of cfg.sans) {

@@ -136,6 +136,14 @@ export const ERRORS = {
   PC_SECRETS_TMPFS_UNAVAILABLE: { status: 503, message: "no in-memory filesystem for secret files" },
   PC_SECRETS_INJECTION_FAILED: { status: 500, message: "secret files could not be written" },
 
+  PC_SCAN_VULNDB_INVALID: { status: 400, message: "vulnerability database is not valid" },
+  PC_SCAN_VULNDB_MISSING: { status: 503, message: "no vulnerability database is loaded" },
+  PC_SCAN_ARCHIVE_UNSAFE: { status: 400, message: "archive entry is not safe to read" },
+  PC_SCAN_FILE_TOO_LARGE: { status: 413, message: "file in the archive is too large" },
+  PC_SCAN_IMAGE_UNREADABLE: { status: 422, message: "image cannot be read for scanning" },
+  PC_SCAN_FAILED: { status: 502, message: "image scan failed" },
+  PC_SCAN_TIMEOUT: { status: 504, message: "image scan timed out" },
+
   PC_AUDIT_WRITE_FAILED: { status: 503, message: "audit log unavailable" },
   PC_AUDIT_EMPTY: { status: 404, message: "the audit log has no entries" },
   PC_AUDIT_NOT_CHECKPOINTED: { status: 409, message: "the end of the export range is not covered by a checkpoint" },

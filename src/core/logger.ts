@@ -14,6 +14,11 @@ export const REDACT_PATHS = [
   "*.privateKey",
   "csr",
   "*.csr",
+  // Secret values (request and response bodies are not logged; this is the second line).
+  "value",
+  "*.value",
+  "req.body",
+  "res.body",
 ];
 
 export function loggerOptions(level = process.env.PORTCULLIS_LOG_LEVEL ?? "info"): LoggerOptions {

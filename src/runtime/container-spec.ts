@@ -59,6 +59,8 @@ export interface ReplicaContext {
   readonly allowPublicBind: boolean;
   /** Set when spec.network.mode is "namespace": the namespace's network. */
   readonly networkName?: string;
+  /** The host directory of the replica's secret files (SecretFiles), mounted read-only at /run/secrets. */
+  readonly secretsDir?: string;
 }
 
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
@@ -97,6 +99,9 @@ export function containerSpecFor(spec: DeploymentSpec, ctx: ReplicaContext): Con
   for (const key of Object.keys(spec.labels)) {
     if (RESERVED_LABELS.has(key)) throw specInvalid(`labels.${key}`, "is reserved");
   }
+  // Secret files are mounted exactly when the manifest references secrets.
+  if (spec.secrets.length > 0 && ctx.secretsDir === undefined) throw specInvalid("context.secretsDir", "is required when spec.secrets is not empty");
+  if (spec.secrets.length === 0 && ctx.secretsDir !== undefined) throw specInvalid("context.secretsDir", "is given but spec.secrets is empty");
   const labels: Record<string, string> = {
     ...spec.labels,
     [LABELS.gateway]: ctx.gatewayId,
@@ -128,6 +133,7 @@ export function containerSpecFor(spec: DeploymentSpec, ctx: ReplicaContext): Con
     ...(spec.command !== undefined ? { entrypoint: spec.command } : {}),
     ...(spec.workingDir !== undefined ? { workingDir: spec.workingDir } : {}),
     ...(spec.healthcheck !== undefined ? { healthcheck: spec.healthcheck } : {}),
+    ...(ctx.secretsDir !== undefined ? { secretsDir: ctx.secretsDir } : {}),
   };
   return buildHardenedContainerSpec(input);
 }

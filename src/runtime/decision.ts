@@ -4,9 +4,10 @@
  * is in the audit entry of the completion.
  */
 import { createHash } from "node:crypto";
-import { isErrorCode, pcError } from "../core/index.js";
+import type { AuditSink } from "../core/index.js";
+import { canonicalize, isErrorCode, pcError } from "../core/index.js";
 import type { VerifiedDeployRequest } from "../deploy/index.js";
-import type { ReplicaRecord, RevisionRecord } from "../store/index.js";
+import type { ReplicaRecord, RevisionRecord, Store } from "../store/index.js";
 import { RUNTIME_OF_CLASS } from "./container-spec.js";
 
 export interface RequestContext {
@@ -100,4 +101,53 @@ export function failedAnswer(code: string, detail: string | undefined): string {
 export function certificateSha256(pem: string): string {
   const b64 = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
   return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
+}
+
+/** The audit entry of an accepted request (written in its acceptance transaction). */
+export function acceptedEvent(v: VerifiedDeployRequest, ctx: RequestContext, revision: number, imageId: string) {
+  return {
+    type: "deploy.request_accepted",
+    outcome: "allowed" as const,
+    actor: v.requester,
+    actorSerial: ctx.actorSerial,
+    requestId: ctx.requestId,
+    sourceAddress: ctx.sourceAddress,
+    resource: "deployments",
+    namespace: v.claims.namespace,
+    target: v.claims.jti,
+    reason: v.claims.op,
+    deploy: { revision, jti: v.claims.jti, digest: v.claims.manifestDigest, imageId, runtime: RUNTIME_OF_CLASS[v.spec.runtime], replicas: v.spec.replicas },
+  };
+}
+
+/** Builds the answer to a request from the state it left, stores it with the request and audits it. */
+export function answerRequest(
+  store: Store,
+  ledger: { setResult(jti: string, result: string): void },
+  audit: AuditSink,
+  at: Date,
+  v: VerifiedDeployRequest,
+  ctx: RequestContext,
+): DecisionRecord {
+  const { namespace, name } = v.claims;
+  const d = store.deployments.get(namespace, name);
+  const reps = d === undefined ? [] : store.deployments.replicasOf(namespace, name);
+  const rev = d === undefined ? undefined : store.deployments.revision(namespace, name, d.revision);
+  const record = decisionRecord(v, ctx, { replicas: d?.replicas ?? 0, revision: rev, reps, at });
+  const placement = record.placement;
+  const json = canonicalize(record);
+  store.transaction(() => {
+    ledger.setResult(v.claims.jti, json);
+    audit.record({
+      type: "deploy.completed", outcome: "allowed", actor: v.requester, actorSerial: ctx.actorSerial, requestId: ctx.requestId,
+      resource: "deployments", namespace, target: v.claims.jti, reason: record.outcome,
+      deploy: {
+        revision: record.revision, jti: record.jti, digest: record.manifestDigest, imageId: record.imageId, runtime: record.runtime.requested,
+        actualRuntimes: [...record.runtime.actual], nodes: [...new Set(placement.map((p) => p.node))].sort(),
+        containers: placement.map((p) => p.container), replicas: record.replicas,
+        decisionSha256: createHash("sha256").update(json).digest("hex"),
+      },
+    });
+  });
+  return record;
 }

@@ -10,21 +10,28 @@
  *    every step is idempotent (deterministic container names), so running it again after
  *    a crash finishes the job without duplicates.
  *
+ * A deployment's secret references are pinned to versions before the acceptance
+ * transaction (a missing secret or version refuses the request, and nothing is recorded)
+ * and the pins recorded with the revision; its replicas get those versions as files
+ * (replica-secrets.ts), on nodes of the gateway's own host only.
+ *
  * One operation per deployment at a time (a lock per deployment, shared with the
  * reconciler). Answers are decision records, stored with the request, so that a retry of
  * a request that got no answer is answered, not run twice.
  */
-import { createHash } from "node:crypto";
 import type { AuditSink, Clock, Logger } from "../core/index.js";
 import { canonicalize, isPortcullisError, pcError } from "../core/index.js";
 import type { DeploymentSpec, Manifest, VerifiedDeployRequest } from "../deploy/index.js";
 import { validateManifest } from "../deploy/index.js";
+import type { SecretResolver } from "../secrets/index.js";
 import type { DeploymentRecord, ReplicaRecord, RevisionRecord, Store } from "../store/index.js";
 import { RUNTIME_OF_CLASS } from "./container-spec.js";
-import { decisionRecord, failedAnswer, storedAnswer, type DecisionRecord, type RequestContext } from "./decision.js";
+import { acceptedEvent, answerRequest, failedAnswer, storedAnswer, type DecisionRecord, type RequestContext } from "./decision.js";
 import { removeNamespaceNetworkIfUnused } from "./networks.js";
 import { Placement, type NodeAccess, type Placed } from "./placement.js";
 import { ensureReplicaRunning, nodePlacement, removeReplicaContainer, replicaContainerName, waitReady, type ReplicaTemplate } from "./replica-ops.js";
+import { pinSecrets, pinsOf, recordPins, type ReplicaSecrets } from "./replica-secrets.js";
+import type { SecretFiles } from "./secret-files.js";
 
 /** What the controller needs of the replay guard: record inside the acceptance transaction, keep the answer. */
 export interface RequestLedger {
@@ -39,6 +46,10 @@ export interface ControllerOptions {
   readonly pollMs?: number;
   readonly settleMs?: number;
   readonly noHealthcheckBudgetMs?: number;
+  /** Pins secret references at acceptance and opens the pinned versions at placement. */
+  readonly secretResolver?: SecretResolver;
+  /** Where the opened values are written for the containers (the gateway's tmpfs). */
+  readonly secretFiles?: SecretFiles;
 }
 
 /** A namespace label that makes the sandbox mandatory for every deployment in it. */
@@ -47,8 +58,10 @@ export const SANDBOX_LABEL = "portcullis.io/runtime";
 export class DeploymentController {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly specs = new Map<string, DeploymentSpec>();
-  private readonly opts: Required<ControllerOptions>;
+  private readonly opts: Required<Omit<ControllerOptions, "secretResolver" | "secretFiles">>;
   private readonly placement: Placement;
+  /** The secret store and the secret files; undefined: a deployment with secrets is refused. */
+  readonly secrets: ReplicaSecrets | undefined;
 
   constructor(
     private readonly store: Store,
@@ -59,7 +72,9 @@ export class DeploymentController {
     private readonly logger: Logger,
     options: ControllerOptions,
   ) {
-    this.opts = { pollMs: 200, settleMs: 1_000, noHealthcheckBudgetMs: 30_000, ...options };
+    const { secretResolver, secretFiles, ...rest } = options;
+    this.opts = { pollMs: 200, settleMs: 1_000, noHealthcheckBudgetMs: 30_000, ...rest };
+    this.secrets = secretResolver !== undefined && secretFiles !== undefined ? { resolver: secretResolver, files: secretFiles } : undefined;
     this.placement = new Placement(store, nodes, (rev) => this.specOf(rev));
   }
 
@@ -120,7 +135,7 @@ export class DeploymentController {
         if (prior.result !== null) return storedAnswer(prior.result);
         if (v.claims.op !== "delete") await this.rollout(namespace, name);
         else await this.finishDelete(namespace, name);
-        return this.answer(v, ctx);
+        return answerRequest(this.store, this.ledger, this.audit, this.clock.now(), v, ctx);
       }
       this.checkNamespace(v.spec);
       try {
@@ -162,24 +177,10 @@ export class DeploymentController {
     return spec;
   }
 
-  private template(rev: RevisionRecord): ReplicaTemplate {
-    return { spec: this.specOf(rev), revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId };
-  }
-
-  private acceptedEvent(v: VerifiedDeployRequest, ctx: RequestContext, revision: number, imageId: string) {
-    return {
-      type: "deploy.request_accepted",
-      outcome: "allowed" as const,
-      actor: v.requester,
-      actorSerial: ctx.actorSerial,
-      requestId: ctx.requestId,
-      sourceAddress: ctx.sourceAddress,
-      resource: "deployments",
-      namespace: v.claims.namespace,
-      target: v.claims.jti,
-      reason: v.claims.op,
-      deploy: { revision, jti: v.claims.jti, digest: v.claims.manifestDigest, imageId, runtime: RUNTIME_OF_CLASS[v.spec.runtime], replicas: v.spec.replicas },
-    };
+  /** What every replica of a revision is built from, with the secret versions the revision pinned. */
+  templateOf(rev: RevisionRecord): ReplicaTemplate {
+    const spec = this.specOf(rev);
+    return { spec, revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId, secrets: pinsOf(this.store, rev, spec) };
   }
 
   /** create and update: a new revision, rolled out. */
@@ -188,6 +189,7 @@ export class DeploymentController {
     const current = this.store.deployments.get(namespace, name);
     if (v.claims.op === "create" && current !== undefined) throw pcError("PC_DEPLOY_EXISTS", `${namespace}/${name}`);
     if (v.claims.op === "update" && current === undefined) throw pcError("PC_DEPLOY_NOT_FOUND", `${namespace}/${name}`);
+    const pins = await pinSecrets(this.secrets, v.spec);
     const { nodes, imageId } = await this.placement.place(v.spec, v.spec.image, v.spec.replicas, true);
     const at = this.clock.now().getTime();
     this.store.transaction(() => {
@@ -197,6 +199,7 @@ export class DeploymentController {
         namespace, name, revision, manifest: canonicalize(v.claims.manifest), digest: v.claims.manifestDigest, imageId,
         runtime: RUNTIME_OF_CLASS[v.spec.runtime], jti: v.claims.jti, requester: v.requester, createdAt: at,
       });
+      recordPins(this.store, { namespace, name, revision }, pins);
       if (current === undefined) {
         this.store.deployments.insert(namespace, name, revision, v.spec.replicas, at);
         this.store.deployments.setPrevious(namespace, name, null, null);
@@ -208,10 +211,10 @@ export class DeploymentController {
         const containerName = replicaContainerName(this.gatewayId, namespace, name, revision, ordinal);
         this.store.deployments.insertReplica({ containerName, namespace, name, revision, ordinal, node }, at);
       });
-      this.audit.record(this.acceptedEvent(v, ctx, revision, imageId));
+      this.audit.record(acceptedEvent(v, ctx, revision, imageId));
     });
     await this.rollout(namespace, name);
-    return this.answer(v, ctx);
+    return answerRequest(this.store, this.ledger, this.audit, this.clock.now(), v, ctx);
   }
 
   /** scale: the same revision, more or fewer replicas. Only spec.replicas may change. */
@@ -235,10 +238,10 @@ export class DeploymentController {
         const containerName = replicaContainerName(this.gatewayId, namespace, name, current.revision, ordinal);
         this.store.deployments.insertReplica({ containerName, namespace, name, revision: current.revision, ordinal, node: placed.nodes[i] as string }, at);
       });
-      this.audit.record(this.acceptedEvent(v, ctx, current.revision, rev.imageId));
+      this.audit.record(acceptedEvent(v, ctx, current.revision, rev.imageId));
     });
     await this.rollout(namespace, name);
-    return this.answer(v, ctx);
+    return answerRequest(this.store, this.ledger, this.audit, this.clock.now(), v, ctx);
   }
 
   /** delete: every container of the deployment goes. The manifest must be the current one. */
@@ -252,10 +255,26 @@ export class DeploymentController {
     this.store.transaction(() => {
       this.ledger.record(v);
       this.store.deployments.update(namespace, name, current.revision, current.replicas, "deleting", this.clock.now().getTime());
-      this.audit.record(this.acceptedEvent(v, ctx, current.revision, rev.imageId));
+      this.audit.record(acceptedEvent(v, ctx, current.revision, rev.imageId));
     });
     await this.finishDelete(namespace, name);
-    return this.answer(v, ctx);
+    return answerRequest(this.store, this.ledger, this.audit, this.clock.now(), v, ctx);
+  }
+
+  /**
+   * Stops every replica of a deployment (desired replicas 0, recorded with a
+   * `deploy.stopped` entry in one transaction), then rolls out: used when a secret it
+   * pins is deleted by force. `reason` names the cause (the secret), never a value.
+   */
+  stopUsing(namespace: string, name: string, reason: string, actor: string): Promise<void> {
+    return this.withLock(namespace, name, async () => {
+      const d = this.mustGet(namespace, name);
+      this.store.transaction(() => {
+        this.store.deployments.update(namespace, name, d.revision, 0, "active", this.clock.now().getTime());
+        this.audit.record({ type: "deploy.stopped", outcome: "allowed", actor, resource: "deployments", namespace, target: name, reason: reason.slice(0, 200) });
+      });
+      await this.rollout(namespace, name);
+    });
   }
 
   private mustGet(namespace: string, name: string): DeploymentRecord {
@@ -270,7 +289,7 @@ export class DeploymentController {
     if (d === undefined) return;
     const reps = this.store.deployments.replicasOf(namespace, name);
     for (const r of reps) {
-      await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName);
+      await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName, this.secrets?.files);
       this.store.deployments.deleteReplica(r.containerName);
     }
     this.store.transaction(() => {
@@ -294,7 +313,7 @@ export class DeploymentController {
     if (d.state === "deleting") return this.finishDelete(namespace, name);
     const rev = this.store.deployments.revision(namespace, name, d.revision);
     if (rev === undefined) throw pcError("PC_STORE_CORRUPT", `revision ${d.revision} of ${namespace}/${name} is missing`);
-    const tpl = this.template(rev);
+    const tpl = this.templateOf(rev);
     const reps = this.store.deployments.replicasOf(namespace, name);
     // Scale down: replicas of the current revision beyond the desired count go first.
     for (const r of reps.filter((x) => x.revision === d.revision && x.ordinal >= d.replicas)) await this.dropReplica(r);
@@ -324,7 +343,9 @@ export class DeploymentController {
     } catch (e) {
       const why = isPortcullisError(e) ? (e.detail ?? e.message) : "a replica failed to start";
       await this.rollBack(d, rev, why);
-      throw pcError("PC_DEPLOY_ROLLOUT_FAILED", `revision ${rev.revision}: ${why}`, e);
+      // A secret that could not be opened or written keeps its own code (nothing was started).
+      const code = isPortcullisError(e) && isSecretsCode(e.code) ? e.code : "PC_DEPLOY_ROLLOUT_FAILED";
+      throw pcError(code, `revision ${rev.revision}: ${why}`, e);
     }
     old = [];
     this.store.transaction(() => {
@@ -340,14 +361,14 @@ export class DeploymentController {
     const node = this.nodes.list().find((n) => n.name === r.node);
     if (node === undefined) throw pcError("PC_RUNTIME_NODE_NOT_FOUND", r.node);
     const engine = this.nodes.engine(r.node);
-    const st = await ensureReplicaRunning(engine, this.gatewayId, r, tpl, nodePlacement(node));
+    const st = await ensureReplicaRunning(engine, this.gatewayId, r, tpl, nodePlacement(node), this.secrets);
     this.store.deployments.replicaSeen(r.containerName, st.id, st.runtime, this.clock.now().getTime());
     const notReady = await waitReady(engine, r.containerName, tpl.spec, this.opts, st);
     if (notReady !== undefined) throw pcError("PC_DEPLOY_ROLLOUT_FAILED", `replica ${r.ordinal} on ${r.node}: ${notReady}`);
   }
 
   private async dropReplica(r: ReplicaRecord): Promise<void> {
-    await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName);
+    await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName, this.secrets?.files);
     this.store.deployments.deleteReplica(r.containerName);
   }
 
@@ -385,36 +406,10 @@ export class DeploymentController {
         });
       });
     }
-    const tpl = this.template(prev);
+    const tpl = this.templateOf(prev);
     for (const r of this.store.deployments.replicasOf(namespace, name).filter((x) => x.revision === prev.revision)) {
       await this.startAndWait(r, tpl).catch((e: unknown) => this.logger.error({ err: String(e), container: r.containerName }, "rollback: restoring a replica failed"));
     }
-  }
-
-  /** Builds, stores and audits the answer to a request. */
-  private answer(v: VerifiedDeployRequest, ctx: RequestContext): DecisionRecord {
-    const { namespace, name } = v.claims;
-    const d = this.store.deployments.get(namespace, name);
-    const reps = d === undefined ? [] : this.store.deployments.replicasOf(namespace, name);
-    const rev = d === undefined ? undefined : this.store.deployments.revision(namespace, name, d.revision);
-    const record = decisionRecord(v, ctx, { replicas: d?.replicas ?? 0, revision: rev, reps, at: this.clock.now() });
-    const outcome = record.outcome;
-    const placement = record.placement;
-    const json = canonicalize(record);
-    this.store.transaction(() => {
-      this.ledger.setResult(v.claims.jti, json);
-      this.audit.record({
-        type: "deploy.completed", outcome: "allowed", actor: v.requester, actorSerial: ctx.actorSerial, requestId: ctx.requestId,
-        resource: "deployments", namespace, target: v.claims.jti, reason: outcome,
-        deploy: {
-          revision: record.revision, jti: record.jti, digest: record.manifestDigest, imageId: record.imageId, runtime: record.runtime.requested,
-          actualRuntimes: [...record.runtime.actual], nodes: [...new Set(placement.map((p) => p.node))].sort(),
-          containers: placement.map((p) => p.container), replicas: record.replicas,
-          decisionSha256: createHash("sha256").update(json).digest("hex"),
-        },
-      });
-    });
-    return record;
   }
 }
 
@@ -422,4 +417,9 @@ export class DeploymentController {
 export function sameExceptReplicas(a: Manifest, b: Manifest): boolean {
   const strip = (m: Manifest) => ({ ...m, spec: { ...m.spec, replicas: null } });
   return canonicalize(strip(a)) === canonicalize(strip(b));
+}
+
+/** Codes of the secrets area (a secret that could not be pinned, opened or written). */
+function isSecretsCode(code: string): boolean {
+  return code.split("_")[1] === "SECRETS";
 }

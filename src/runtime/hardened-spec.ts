@@ -6,8 +6,10 @@
  * escalation (no-new-privileges; the engine's default seccomp profile is kept, never
  * "unconfined"), host namespaces (none shared: IPC private, PID, UTS and user namespaces
  * the container's own; network "none" unless a named user network is given), host paths
- * (no binds, mounts or devices), resources (memory without swap, CPU, pids: all
- * required), writable space (only a tmpfs at /tmp: noexec, nosuid, nodev, bounded size),
+ * (no binds and no devices; one mount only: the container's secret directory, read-only
+ * at /run/secrets with private propagation, when `secretsDir` is given, see
+ * checkSecretsDir), resources (memory without swap, CPU, pids: all required), writable
+ * space (only a tmpfs at /tmp: noexec, nosuid, nodev, bounded size),
  * published ports (on DEFAULT_PUBLISH_HOST unless the node names another address; every
  * interface only where the node allows it; see spec-ports.ts), the healthcheck, restarts
  * (on failure, at most RESTART_POLICY.MaximumRetryCount times), logs (json-file, rotated
@@ -16,7 +18,8 @@
  *
  * The input is checked in a fixed order, and the first problem is thrown as an error
  * whose detail names the field path and the reason. Fields it does not know are refused,
- * so a request cannot express "privileged", "binds" or a host namespace at all.
+ * so a request cannot express "privileged", "binds", any other mount or a host namespace
+ * at all.
  *
  * Under runsc the engine's limits hold the whole sandbox, not only the workload: the
  * gVisor kernel's own threads sit in the same pids cgroup (about 40 at rest; runs failed
@@ -30,6 +33,7 @@
  * base images do).
  */
 import type { ContainerCreateOptions } from "dockerode";
+import { SECRETS_MOUNT_PATH } from "../deploy/index.js";
 import { specInvalid } from "./runtime-errors.js";
 import {
   checkArgv,
@@ -38,6 +42,7 @@ import {
   checkKnownFields,
   checkNetwork,
   checkRuntime,
+  checkSecretsDir,
   checkStringMap,
   checkUser,
   checkWorkingDir,
@@ -128,12 +133,17 @@ export interface HardenedContainerInput {
   readonly env?: Readonly<Record<string, string>>;
   readonly workingDir?: string;
   readonly name?: string;
+  /**
+   * The host directory of the container's secret files (SecretFiles): mounted read-only
+   * at /run/secrets, private propagation. The only host path a container ever sees.
+   */
+  readonly secretsDir?: string;
 }
 
 const INPUT_FIELDS = new Set([
   "image", "user", "limits", "cmd", "entrypoint", "runtime", "tmpfsBytes", "capAdd",
   "network", "ports", "publishHost", "allowPublicBind", "healthcheck", "labels", "env",
-  "workingDir", "name",
+  "workingDir", "name", "secretsDir",
 ]);
 const LIMIT_FIELDS = new Set(["memoryBytes", "nanoCpus", "pids"]);
 
@@ -200,6 +210,7 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
     throw specInvalid("name", "is not a valid container name");
   }
   const name = raw.name as string | undefined;
+  const secretsDir = checkSecretsDir(raw.secretsDir);
 
   const spec: ContainerCreateOptions = {
     Image: image,
@@ -231,7 +242,10 @@ export function buildHardenedContainerSpec(input: HardenedContainerInput): Conta
       PidsLimit: enginePids,
       Tmpfs: { "/tmp": `rw,noexec,nosuid,nodev,size=${tmpfsBytes},mode=1777` },
       Binds: [],
-      Mounts: [],
+      Mounts:
+        secretsDir === undefined
+          ? []
+          : [{ Type: "bind", Source: secretsDir, Target: SECRETS_MOUNT_PATH, ReadOnly: true, BindOptions: { Propagation: "rprivate" } }],
       Devices: [],
       PortBindings: ports?.portBindings ?? {},
       PublishAllPorts: false,

@@ -56,12 +56,16 @@ export { DeploymentController, SANDBOX_LABEL, sameExceptReplicas } from "./deplo
 export type { ControllerOptions, RequestLedger } from "./deployments.js";
 export { certificateSha256 } from "./decision.js";
 export type { DecisionRecord, PlacedReplica, RequestContext } from "./decision.js";
-export { Placement, hostPortsOf } from "./placement.js";
+export { Placement, hostPortsOf, isLocalEndpoint } from "./placement.js";
 export type { NodeAccess, Placed } from "./placement.js";
 export { DeploymentViews } from "./deployment-views.js";
 export type { DeploymentView, ReplicaView, RevisionView } from "./deployment-views.js";
 export { Reconciler } from "./reconciler.js";
 export type { ReconcileReport, ReconcilerOptions } from "./reconciler.js";
-export { placeReplicas } from "./scheduler.js";
+export { placeReplicas, remoteNodeReason } from "./scheduler.js";
 export type { NodeCandidate, PlacementRequest, PlacementResult, Resources } from "./scheduler.js";
 export { replicaContainerName } from "./replica-ops.js";
+export { DEFAULT_SECRETS_TMPFS_ROOT, RAMFS_MAGIC, SECRETS_TMPFS_OPTIONS, SecretFiles, TMPFS_MAGIC, isMemoryFs, relativePathReason } from "./secret-files.js";
+export type { SecretFilesOptions } from "./secret-files.js";
+export { writeReplicaSecrets } from "./replica-secrets.js";
+export type { ReplicaSecrets } from "./replica-secrets.js";

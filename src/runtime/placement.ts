@@ -3,7 +3,8 @@
  * what is already placed, the image), handed to the scheduler. The image is resolved on
  * every reachable node once; its user is checked here, before anything is recorded, so
  * that an image that would run as root is refused (PC_RUNTIME_IMAGE_INVALID), never
- * rolled out.
+ * rolled out. A deployment with secrets is placed only on nodes reached through a unix
+ * socket (engines on the gateway's own host), where its secret files can be mounted.
  */
 import { isPortcullisError, pcError } from "../core/index.js";
 import type { DeploymentSpec } from "../deploy/index.js";
@@ -15,7 +16,14 @@ import { placeReplicas, type NodeCandidate, type Resources } from "./scheduler.j
 
 /** What placement and the controller need of the node registry. */
 export interface NodeAccess {
-  list(): readonly { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly state: string; readonly publishHost: string }[];
+  list(): readonly {
+    readonly name: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly state: string;
+    readonly publishHost: string;
+    /** `unix:///…` (an engine on the gateway's host) or `tcp://…`; absent counts as remote. */
+    readonly endpoint?: string;
+  }[];
   engine(name: string): DockerEngine;
   status(name: string): Promise<{ readonly health: string; readonly runtimes: readonly string[]; readonly capacity: Resources }>;
 }
@@ -27,6 +35,15 @@ export interface Placed {
 }
 
 const NONE: Resources = { nanoCpus: 0, memoryBytes: 0, pids: 0 };
+
+/**
+ * Whether a node's engine runs on the gateway's host: reached through a unix socket.
+ * (A socket forwarded from another machine would pass this test; an operator who
+ * registers one says the engine is local.)
+ */
+export function isLocalEndpoint(endpoint: string | undefined): boolean {
+  return typeof endpoint === "string" && endpoint.startsWith("unix:///");
+}
 
 /** The host ports a spec publishes, as "tcp/8080". */
 export function hostPortsOf(spec: DeploymentSpec): string[] {
@@ -63,6 +80,7 @@ export class Placement {
       nodeLabels: spec.placement.nodeLabels,
       spread: spec.placement.spread,
       hostPorts: hostPortsOf(spec),
+      secrets: spec.secrets.length > 0,
     });
     const image = [...images.values()][0];
     if (image === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", spec.image);
@@ -143,6 +161,7 @@ export class Placement {
           hasImage: images.has(n.name),
           sameDeployment: same.get(n.name) ?? 0,
           usedHostPorts: ports.get(n.name) ?? new Set(),
+          local: isLocalEndpoint(n.endpoint),
         };
       }),
     );

@@ -4,23 +4,34 @@
  * 1. on every reachable node, a container of this gateway that no replica record names
  *    (or names on another node) is an orphan — left by a crash between a container's
  *    creation and its record's removal — and is removed;
- * 2. a deployment being deleted is finished; one with replicas of an older revision has
+ * 2. secret directories (SecretFiles) whose container is gone, or stopped for good, are
+ *    removed: a directory stays only while its container exists and runs or is being
+ *    restarted by its engine (the on-failure policy), or while a request works on its
+ *    deployment. A replica started again (step 4) gets its directory written again. The
+ *    first pass, at gateway start, removes those of containers that went away while the
+ *    gateway was down;
+ * 3. a deployment being deleted is finished; one with replicas of an older revision has
  *    an unfinished rollout, which is resumed (the controller's rollout is idempotent);
- * 3. every replica on a reachable node is checked: missing (removed behind the gateway's
+ * 4. every replica on a reachable node is checked: missing (removed behind the gateway's
  *    back, or never created before a crash) → created; created but not started, or
  *    exited after the engine's own restart policy gave up, or stopped by an engine
  *    restart → started again. Replicas that keep failing back off exponentially.
  *
  * A replica on an unreachable node is left alone (it is not moved: when the node comes
  * back, the same pass restarts it there). Deployments locked by a request are skipped.
+ *
+ * When the gateway stops, secret directories stay: its containers keep running and keep
+ * their mounts, and a container that the engine restarts while the gateway is down needs
+ * its directory to be there (the bind is resolved again at each start). The next start's
+ * first pass removes what is no longer needed.
  */
 import type { AuditSink, Clock, Logger } from "../core/index.js";
 import { isPortcullisError } from "../core/index.js";
 import type { ReplicaRecord, Store } from "../store/index.js";
 import { GATEWAY_LABEL } from "./container-spec.js";
 import type { DeploymentController } from "./deployments.js";
-import type { NodeAccess } from "./placement.js";
-import { ensureReplicaRunning, nodePlacement, removeReplicaContainer } from "./replica-ops.js";
+import { isLocalEndpoint, type NodeAccess } from "./placement.js";
+import { ensureReplicaRunning, isOurs, nodePlacement, removeReplicaContainer } from "./replica-ops.js";
 
 export interface ReconcilerOptions {
   readonly intervalMs?: number;
@@ -30,6 +41,8 @@ export interface ReconcilerOptions {
 
 export interface ReconcileReport {
   readonly orphansRemoved: number;
+  /** Secret directories removed because their container is gone or stopped for good. */
+  readonly secretDirsRemoved: number;
   readonly replicasStarted: number;
   readonly rolloutsResumed: number;
   readonly unreachableNodes: readonly string[];
@@ -109,13 +122,24 @@ export class Reconciler {
           const dep = c.labels["io.portcullis.deployment"];
           // A container of a deployment a request is working on may not have its record yet.
           if (ns !== undefined && dep !== undefined && this.controller.isLocked(ns, dep)) continue;
-          await removeReplicaContainer(this.nodes.engine(n.name), gw, c.name);
+          await removeReplicaContainer(this.nodes.engine(n.name), gw, c.name, this.controller.secrets?.files);
           orphansRemoved++;
           this.audit.recordAfter({ type: "deploy.orphan_removed", outcome: "allowed", actor: "service:gateway", resource: "deployments", namespace: ns, target: c.name });
         }
       } catch (e) {
         errors++;
         this.logger.warn({ err: String(e), node: n.name }, "reconcile: listing containers failed");
+      }
+    }
+
+    let secretDirsRemoved = 0;
+    const files = this.controller.secrets?.files;
+    if (files !== undefined) {
+      try {
+        secretDirsRemoved = (await files.sweep((name) => this.needsSecrets(name, reachable))).length;
+      } catch (e) {
+        errors++;
+        this.logger.warn({ err: String(e) }, "reconcile: sweeping secret directories failed");
       }
     }
 
@@ -156,7 +180,28 @@ export class Reconciler {
         }
       });
     }
-    return { orphansRemoved, replicasStarted, rolloutsResumed, unreachableNodes: unreachable, errors };
+    return { orphansRemoved, secretDirsRemoved, replicasStarted, rolloutsResumed, unreachableNodes: unreachable, errors };
+  }
+
+  /**
+   * Whether a container still needs its secret directory: it exists and runs or is being
+   * restarted, or a request is working on its deployment. When its node cannot be asked,
+   * the directory stays (a running container must not lose its files to an outage).
+   */
+  private async needsSecrets(containerName: string, reachable: ReadonlySet<string>): Promise<boolean> {
+    const rec = this.store.deployments.replica(containerName);
+    if (rec !== undefined && this.controller.isLocked(rec.namespace, rec.name)) return true;
+    const nodes = rec !== undefined ? [rec.node] : this.nodes.list().filter((n) => isLocalEndpoint(n.endpoint)).map((n) => n.name);
+    for (const node of nodes) {
+      if (!reachable.has(node)) return true;
+      try {
+        const st = await this.nodes.engine(node).inspectContainer(containerName);
+        if (st !== undefined && isOurs(st, this.controller.gatewayId) && (st.running || st.restarting)) return true;
+      } catch {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Checks one replica; returns whether it had to be (re)started. */
@@ -176,14 +221,11 @@ export class Reconciler {
     const why = st === undefined ? "missing" : `${st.status} (exit ${st.exitCode})`;
     if (st !== undefined && st.status !== "created") {
       // Exited or dead: a fresh container, not a restart of a possibly tampered one.
-      await removeReplicaContainer(engine, this.controller.gatewayId, r.containerName);
+      await removeReplicaContainer(engine, this.controller.gatewayId, r.containerName, this.controller.secrets?.files);
     }
     this.store.deployments.replicaRestarted(r.containerName, this.clock.now().getTime());
     this.fail(r.containerName);
-    const spec = this.controller.specOf(rev);
-    const started = await ensureReplicaRunning(engine, this.controller.gatewayId, r, {
-      spec, revision: rev.revision, jti: rev.jti, manifestDigest: rev.digest, imageId: rev.imageId,
-    }, nodePlacement(node));
+    const started = await ensureReplicaRunning(engine, this.controller.gatewayId, r, this.controller.templateOf(rev), nodePlacement(node), this.controller.secrets);
     this.store.deployments.replicaSeen(r.containerName, started.id, started.runtime, this.clock.now().getTime());
     this.audit.recordAfter({
       type: "deploy.replica_replaced", outcome: "allowed", actor: "service:gateway", resource: "deployments",

@@ -3,14 +3,21 @@
  * adopt the container a crashed attempt left under that name), start it, wait until it is
  * ready, remove it. Every step is idempotent, so a rollout or a reconcile that was cut
  * short can simply run again.
+ *
+ * A replica with secrets gets its files written (replica-secrets.ts) right before its
+ * container is created, and again before a stopped container is started when they are
+ * gone; they are removed with the container, and when the create fails.
  */
 import type { DeploymentSpec } from "../deploy/index.js";
 import { pcError } from "../core/index.js";
+import type { PinnedSecret } from "../secrets/index.js";
 import type { ReplicaRecord } from "../store/index.js";
 import { containerSpecFor, GATEWAY_LABEL } from "./container-spec.js";
 import type { ContainerState, DockerEngine } from "./engine.js";
 import { effectiveUser, resolveImage } from "./images.js";
 import { ensureNamespaceNetwork } from "./networks.js";
+import { writeReplicaSecrets, type ReplicaSecrets } from "./replica-secrets.js";
+import type { SecretFiles } from "./secret-files.js";
 import { isUnspecifiedAddress } from "./spec-ports.js";
 
 export interface ReplicaTemplate {
@@ -19,6 +26,8 @@ export interface ReplicaTemplate {
   readonly jti: string;
   readonly manifestDigest: string;
   readonly imageId: string;
+  /** The secret versions the revision pinned (empty or absent: none). */
+  readonly secrets?: readonly PinnedSecret[];
 }
 
 export interface NodePlacement {
@@ -63,36 +72,50 @@ export async function ensureReplicaRunning(
   rep: ReplicaRecord,
   tpl: ReplicaTemplate,
   node: NodePlacement,
+  secrets?: ReplicaSecrets,
 ): Promise<ContainerState> {
   let st = await engine.inspectContainer(rep.containerName);
   if (st !== undefined && !isOurs(st, gatewayId)) {
     throw pcError("PC_RUNTIME_ENGINE_FAILED", `a container named ${rep.containerName} exists and is not managed by this gateway`);
   }
+  const pins = tpl.secrets ?? [];
+  const userOf = async (): Promise<string> => {
+    const image = await resolveImage(engine, tpl.imageId);
+    if (image === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", `${tpl.imageId} on node ${rep.node}`);
+    return effectiveUser(tpl.spec.user, image.user);
+  };
   let created: string | undefined;
   if (st === undefined) {
     const image = await resolveImage(engine, tpl.imageId);
     if (image === undefined) throw pcError("PC_RUNTIME_IMAGE_NOT_FOUND", `${tpl.imageId} on node ${rep.node}`);
     const user = effectiveUser(tpl.spec.user, image.user);
     const networkName = tpl.spec.network.mode === "namespace" ? await ensureNamespaceNetwork(engine, tpl.spec.namespace) : undefined;
-    const create = containerSpecFor(tpl.spec, {
-      containerName: rep.containerName,
-      gatewayId,
-      revision: tpl.revision,
-      ordinal: rep.ordinal,
-      jti: tpl.jti,
-      manifestDigest: tpl.manifestDigest,
-      imageId: image.id,
-      user,
-      publishHost: node.publishHost,
-      allowPublicBind: node.allowPublicBind,
-      ...(networkName !== undefined ? { networkName } : {}),
-    });
+    const secretsDir = pins.length > 0 ? await writeReplicaSecrets(secrets, tpl.spec.namespace, rep.containerName, user, pins) : undefined;
     try {
-      created = await engine.create(create);
+      const create = containerSpecFor(tpl.spec, {
+        containerName: rep.containerName,
+        gatewayId,
+        revision: tpl.revision,
+        ordinal: rep.ordinal,
+        jti: tpl.jti,
+        manifestDigest: tpl.manifestDigest,
+        imageId: image.id,
+        user,
+        publishHost: node.publishHost,
+        allowPublicBind: node.allowPublicBind,
+        ...(networkName !== undefined ? { networkName } : {}),
+        ...(secretsDir !== undefined ? { secretsDir } : {}),
+      });
+      try {
+        created = await engine.create(create);
+      } catch (e) {
+        // A crashed attempt may have created it between our inspect and create.
+        const again = await engine.inspectContainer(rep.containerName);
+        if (again === undefined || !isOurs(again, gatewayId)) throw e;
+      }
     } catch (e) {
-      // A crashed attempt may have created it between our inspect and create.
-      const again = await engine.inspectContainer(rep.containerName);
-      if (again === undefined || !isOurs(again, gatewayId)) throw e;
+      if (secretsDir !== undefined) await secrets?.files.remove(rep.containerName).catch(() => undefined);
+      throw e;
     }
   }
   let id = created;
@@ -100,7 +123,13 @@ export async function ensureReplicaRunning(
     st = await engine.inspectContainer(rep.containerName);
     if (st === undefined) throw pcError("PC_RUNTIME_ENGINE_FAILED", `container ${rep.containerName} vanished after create`);
     id = st.id;
-    if (!st.running && !st.restarting) await engine.start(id);
+    if (!st.running && !st.restarting) {
+      // A stopped container of ours mounts its directory by name: written again when gone.
+      if (pins.length > 0 && !(await secrets?.files.has(rep.containerName))) {
+        await writeReplicaSecrets(secrets, tpl.spec.namespace, rep.containerName, await userOf(), pins);
+      }
+      await engine.start(id);
+    }
   } else {
     // Created by this call, so not started yet: no need to read its state before the start.
     await engine.start(id);
@@ -151,9 +180,13 @@ export async function waitReady(
   }
 }
 
-/** Stops and removes a replica's container, if it is this gateway's; absent is fine. */
-export async function removeReplicaContainer(engine: DockerEngine, gatewayId: string, containerName: string): Promise<void> {
+/**
+ * Stops and removes a replica's container, if it is this gateway's; absent is fine. Its
+ * secret directory goes after it (never before: a running container would see its files
+ * vanish).
+ */
+export async function removeReplicaContainer(engine: DockerEngine, gatewayId: string, containerName: string, files?: SecretFiles): Promise<void> {
   const st = await engine.inspectContainer(containerName);
-  if (st === undefined || !isOurs(st, gatewayId)) return;
-  await engine.stopAndRemove(st.id, 5);
+  if (st !== undefined && isOurs(st, gatewayId)) await engine.stopAndRemove(st.id, 5);
+  if (st === undefined || isOurs(st, gatewayId)) await files?.remove(containerName);
 }

@@ -4,7 +4,9 @@
  *
  * Filter, then spread:
  * - a node is eligible when it is healthy, active (not draining), carries every label of
- *   `placement.nodeLabels`, offers the runtime asked for, and holds the image;
+ *   `placement.nodeLabels`, offers the runtime asked for, holds the image, and, for a
+ *   deployment with secrets, runs on the gateway's own host (its secret files are written
+ *   there and bind-mounted; an engine reached over TCP cannot see them);
  * - a replica fits on an eligible node when the node's free memory, CPU and PIDs (its
  *   capacity minus what the replicas already placed there reserve, their limits being
  *   reservations) cover the replica's limits, and none of the host ports it publishes is
@@ -39,6 +41,8 @@ export interface NodeCandidate {
   readonly sameDeployment: number;
   /** Host ports other deployments publish on the node, as "tcp/8080". */
   readonly usedHostPorts?: ReadonlySet<string>;
+  /** Whether the node's engine runs on the gateway's host (a unix socket); absent: no. */
+  readonly local?: boolean;
 }
 
 export interface PlacementRequest {
@@ -49,6 +53,13 @@ export interface PlacementRequest {
   readonly spread: boolean;
   /** Host ports each replica publishes, as "tcp/8080". */
   readonly hostPorts?: readonly string[];
+  /** The replicas mount secret files: only nodes on the gateway's host will do. */
+  readonly secrets?: boolean;
+}
+
+/** Why a node cannot run a replica with secrets. */
+export function remoteNodeReason(node: string): string {
+  return `secrets are injected from the gateway's host; node ${node} is remote`;
 }
 
 /** Why each node was left out, for the error detail and the decision record. */
@@ -64,6 +75,7 @@ function ineligibility(n: NodeCandidate, req: PlacementRequest): string | undefi
     if (n.labels[k] !== v) return `label ${k}=${v} missing`;
   }
   if (!n.runtimes.includes(req.runtime)) return `runtime ${req.runtime} not offered`;
+  if (req.secrets === true && n.local !== true) return remoteNodeReason(n.name);
   if (!n.hasImage) return "image not present";
   return undefined;
 }

@@ -132,3 +132,27 @@ export function checkWorkingDir(v: unknown): string | undefined {
   if (v.split("/").includes("..")) throw specInvalid("workingDir", "must not contain \"..\"");
   return v;
 }
+
+/** Host paths that a bind must never expose, nor lie below: the engine's own and the kernel's. */
+const ENGINE_PATHS = ["/var/run/docker", "/run/docker", "/var/lib/docker", "/run/containerd", "/var/run/containerd", "/var/lib/containerd", "/proc", "/sys", "/dev"];
+
+/**
+ * The host directory of a container's secret files (mounted read-only at /run/secrets):
+ * an absolute, normalised path (no '..', '.', empty segment or trailing '/'), not '/',
+ * no NUL, and neither a socket (a segment ending in ".sock") nor an engine or kernel path
+ * (below /dev only /dev/shm, an in-memory filesystem, is allowed).
+ */
+export function checkSecretsDir(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v.length > 4096) throw specInvalid("secretsDir", "must be a string");
+  if (v.includes("\0")) throw specInvalid("secretsDir", "must not contain NUL");
+  if (!v.startsWith("/")) throw specInvalid("secretsDir", "must be an absolute path");
+  if (v === "/") throw specInvalid("secretsDir", "must not be /");
+  const segs = v.slice(1).split("/");
+  if (segs.includes("..")) throw specInvalid("secretsDir", "must not contain \"..\"");
+  if (segs.some((s) => s === "" || s === ".")) throw specInvalid("secretsDir", "must be a normalised path");
+  if (segs.some((s) => s.endsWith(".sock"))) throw specInvalid("secretsDir", "must not be a socket path");
+  const shm = v.startsWith("/dev/shm/");
+  if (!shm && ENGINE_PATHS.some((p) => v === p || v.startsWith(`${p}/`))) throw specInvalid("secretsDir", "must not be an engine or kernel path");
+  return v;
+}

@@ -16,3 +16,4 @@ export type { AdmissionPolicyVersionRecord } from "./repos/admission-policy-vers
 export type { DecisionRecordRow } from "./repos/decision-records.js";
 export type { ApprovalRecord, PendingRequestRecord, PendingState } from "./repos/pending-requests.js";
 export type { WaiverRecord } from "./repos/waivers.js";
+export type { RevisionSecretRecord, SecretRecord, SecretVersionInfo, SecretVersionRecord } from "./repos/secrets.js";

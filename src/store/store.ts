@@ -13,6 +13,7 @@ import { AdmissionPolicyVersionRepo } from "./repos/admission-policy-versions.js
 import { DecisionRecordRepo } from "./repos/decision-records.js";
 import { PendingRequestRepo } from "./repos/pending-requests.js";
 import { WaiverRepo } from "./repos/waivers.js";
+import { SecretRepo } from "./repos/secrets.js";
 
 export const DB_FILE = "portcullis.db";
 
@@ -33,6 +34,8 @@ export class Store {
   /** Deploy requests waiting for approvals, and their approvals. */
   readonly pendingRequests: PendingRequestRepo;
   readonly waivers: WaiverRepo;
+  /** Secrets, their encrypted versions, and the versions each revision pinned. */
+  readonly secrets: SecretRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -49,6 +52,7 @@ export class Store {
     this.decisionRecords = new DecisionRecordRepo(db);
     this.pendingRequests = new PendingRequestRepo(db);
     this.waivers = new WaiverRepo(db);
+    this.secrets = new SecretRepo(db);
   }
 
   static open(dataDir: string): Store {

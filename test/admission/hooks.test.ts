@@ -1,12 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { imageScanCheck, secretReferencesCheck, type AdmissionHooks, type CheckResult } from "../../src/admission/index.js";
+import { imageScanCheck, type AdmissionHooks, type CheckResult } from "../../src/admission/index.js";
 import { attrs } from "./fixture.js";
 
 async function scan(hooks: AdmissionHooks): Promise<readonly CheckResult[]> {
   return imageScanCheck.run(attrs(), {}, { hooks });
-}
-async function secrets(hooks: AdmissionHooks): Promise<readonly CheckResult[]> {
-  return secretReferencesCheck.run(attrs(), {}, { hooks });
 }
 const brief = (rs: readonly CheckResult[]) => rs.map((r) => [r.check, r.allowed, r.reason, r.field]);
 
@@ -54,21 +51,4 @@ describe("image-scan", () => {
   });
 });
 
-describe("secret-references", () => {
-  it("answers ok without a hook: the manifest has no references", async () => {
-    const rs = await secrets({});
-    expect(brief(rs)).toEqual([["secret-references", true, "ok", ""]]);
-    expect(rs[0]?.detail).toBe("no secret references");
-  });
-
-  it("reports the hook's findings with their fields", async () => {
-    const rs = await secrets({ secrets: { check: async () => [{ reason: "secret not found", detail: "db-password", field: "spec.secrets[0]" }] } });
-    expect(brief(rs)).toEqual([["secret-references", false, "secret not found", "spec.secrets[0]"]]);
-  });
-
-  it("denies when the hook fails or is late", async () => {
-    expect(brief(await secrets({ secrets: { check: async () => Promise.reject(new Error("x")) } }))).toEqual([["secret-references", false, "secret store failed", ""]]);
-    const late = { timeoutMs: 20, check: () => new Promise<[]>((r) => setTimeout(() => r([]), 500)) };
-    expect(brief(await secrets({ secrets: late }))).toEqual([["secret-references", false, "secret store timed out", ""]]);
-  });
-});
+// secret-references (its hook included) is tested in secret-references.test.ts.

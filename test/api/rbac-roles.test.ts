@@ -40,6 +40,7 @@ function expected(role: Role, boundIn: string, namespace: string, resource: stri
       return (
         (resource === "deployments" && (action === "deploy" || action === "read")) ||
         (resource === "secrets" && action === "use") ||
+        (resource === "secret-metadata" && action === "read") ||
         (resource === "namespaces" && action === "read")
       );
     case "auditor":
@@ -194,6 +195,8 @@ describe("the shipped roles over mTLS", () => {
     const secret = await canI(t, w.dev, "read", "secrets", "payments");
     expect(secret.body).toMatchObject({ allowed: false, rule: "p, developer, *, secrets, read, deny" });
     expect((await canI(t, w.dev, "use", "secrets", "payments")).body.allowed).toBe(true);
+    expect((await canI(t, w.dev, "read", "secret-metadata", "payments")).body).toMatchObject({ allowed: true, rule: "p, developer, *, secret-metadata, read, allow" });
+    expect((await canI(t, w.dev, "read", "secret-metadata", "billing")).body.allowed).toBe(false);
   });
 
   it("auditor: reads certificates, the policy and its history, may export the audit log, and mutates nothing", async () => {

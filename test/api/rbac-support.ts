@@ -141,6 +141,8 @@ export function routeContextOf(t: TestGateway): RouteContext {
     health: async () => ({}),
     admissionPolicy: t.gw.admissionPolicy,
     waivers: t.gw.waivers,
+    secrets: t.gw.secrets,
+    secretUsers: { running: () => false, stopUsing: async () => undefined },
   };
 }
 

@@ -4,6 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/index.js";
 import { formatFingerprint, writeProfile, type ClientProfile } from "../../src/pki/index.js";
+import { Store } from "../../src/store/index.js";
 import { runCli } from "../support/cli.js";
 import { startTestGateway, tempDir, type TestGateway } from "../support/gateway.js";
 
@@ -34,6 +35,27 @@ describe("portcullis init (CLI)", () => {
     const r = await runCli(["init", "-o", "json"], { env: { PORTCULLIS_DATA_DIR: dir } });
     expect(r.code, r.stderr).toBe(0);
     expect(existsSync(join(dir, "portcullis-data.json"))).toBe(true);
+  });
+
+  it("seeds the RBAC policy from --rbac-policy (a first secret-reader binding), and refuses an invalid one leaving nothing", async () => {
+    const shipped = readFileSync(join(import.meta.dirname, "../../policies/rbac/policy.csv"), "utf8");
+    const file = join(tmp.dir, "policy.csv");
+    writeFileSync(file, `${shipped}\ng, user:vault-op, secret-reader, payments\n`);
+    const dir = join(tmp.dir, "with-policy");
+    const r = await runCli(["init", "--data-dir", dir, "--rbac-policy", file, "-o", "json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const store = Store.open(dir);
+    try {
+      expect(store.policyVersions.latest()?.csv).toContain("g, user:vault-op, secret-reader, payments");
+    } finally {
+      store.close();
+    }
+    const bad = join(tmp.dir, "bad.csv");
+    writeFileSync(bad, "p, developer, *, deployments, fly, allow\n");
+    const refused = await runCli(["init", "--data-dir", join(tmp.dir, "bad-policy"), "--rbac-policy", bad]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("PC_RBAC_POLICY_INVALID");
+    expect(existsSync(join(tmp.dir, "bad-policy"))).toBe(false);
   });
 
   it("exits 2 on bad usage", async () => {

@@ -102,6 +102,8 @@ describe("docs/errors.md lists the error registry", () => {
       DEPLOY: "Deploy",
       ADMISSION: "Admission",
       RUNTIME: "Runtime",
+      SECRETS: "Secrets",
+      SCAN: "Scan",
       AUDIT: "Audit",
       CLI: "CLI",
     };

@@ -22,7 +22,7 @@ const DIR = fileURLToPath(new URL("../../policies/rbac/", import.meta.url));
 const CSV = readFileSync(`${DIR}policy.csv`, "utf8");
 const MODEL = readFileSync(`${DIR}model.conf`, "utf8");
 const TEST_FILES = readdirSync(`${DIR}tests`).filter((f) => f.endsWith(".yaml")).sort();
-const ROLES = ["platform-admin", "security-admin", "developer", "auditor", "node", "approver"];
+const ROLES = ["platform-admin", "security-admin", "developer", "auditor", "node", "approver", "secret-reader"];
 
 describe("the shipped policy", () => {
   const policy = parsePolicyCsv(CSV);
@@ -31,7 +31,7 @@ describe("the shipped policy", () => {
     expect(validatePolicy(CSV)).toEqual([]);
   });
 
-  it("defines exactly the six roles, and grants nothing to identities directly", () => {
+  it("defines exactly the seven roles, and grants nothing to identities directly", () => {
     expect([...new Set(policy.rules.map((r) => r.subject))]).toEqual(ROLES);
   });
 
@@ -43,10 +43,18 @@ describe("the shipped policy", () => {
     expect(CSV).toMatch(new RegExp(`^# Example: g, [a-z]+:[a-z0-9-]+, ${role}, [a-z*]+`, "m"));
   });
 
-  it("denies reading secret values to every role, explicitly or by default", () => {
+  it("denies reading secret values to every role but secret-reader, explicitly or by default", () => {
     const denied = policy.rules.filter((r) => r.effect === "deny" && r.resource === "secrets" && r.action === "read").map((r) => r.subject);
     expect(denied).toEqual(["platform-admin", "security-admin", "developer", "auditor"]);
     expect(policy.rules.some((r) => r.subject === "node" && (r.resource === "secrets" || r.resource === "*"))).toBe(false);
+    expect(policy.rules.some((r) => r.subject === "approver" && (r.resource === "secrets" || r.resource === "*"))).toBe(false);
+    const valueReaders = policy.rules.filter((r) => r.effect === "allow" && r.resource === "secrets" && (r.action === "read" || r.action === "*")).map((r) => r.subject);
+    expect(valueReaders).toEqual(["secret-reader"]);
+  });
+
+  it("gives secret-reader only secrets read and secret-metadata read", () => {
+    const rules = policy.rules.filter((r) => r.subject === "secret-reader").map((r) => [r.namespace, r.resource, r.action, r.effect]);
+    expect(rules).toEqual([["*", "secrets", "read", "allow"], ["*", "secret-metadata", "read", "allow"]]);
   });
 
   it("gives the auditor only read and export", () => {

@@ -6,7 +6,8 @@
  *    manifest);
  * 2. every field of the create options that varies with the manifest comes from that
  *    spec, mapped as stated below; every other field is the same for every manifest (the
- *    hardening's constants and the replica's context).
+ *    hardening's constants and the replica's context). A manifest with secrets gets one
+ *    mount, its replica's secret directory at /run/secrets, read-only.
  */
 import { describe, expect, it } from "vitest";
 import { canonicalize } from "../../src/core/index.js";
@@ -28,6 +29,8 @@ const CTX: ReplicaContext = {
   networkName: "pc-ns-payments",
 };
 
+const SECRETS_DIR = "/run/portcullis/secrets/abcdef012345/pc-abcdef012345-payments-web-r1-0";
+
 function generate(rand: () => number, i: number): Record<string, unknown> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   const word = () => pick(["a", "b", "web", "x1", "cache", "db"]) + String(Math.floor(rand() * 100));
@@ -48,6 +51,7 @@ function generate(rand: () => number, i: number): Record<string, unknown> {
   if (rand() < 0.5) spec.healthcheck = { command: ["/bin/true"], interval: pick(["2s", "5s"]), retries: 1 + Math.floor(rand() * 5) };
   if (rand() < 0.3) spec.update = { maxSurge: 0, maxUnavailable: 1 };
   if (rand() < 0.3) spec.placement = { nodeLabels: { zone: pick(["a", "b"]) }, spread: rand() < 0.5 };
+  if (rand() < 0.3) spec.secrets = [{ name: word(), path: `/run/secrets/${word()}` }, { name: word(), path: `/run/secrets/nested/${word()}`, version: 1 }];
   const metadata: Record<string, unknown> = { name: `app${i}`, namespace: "payments" };
   if (rand() < 0.5) metadata.labels = { team: word(), tier: pick(["web", "batch"]) };
   return { apiVersion: "portcullis/v1", kind: "Deployment", metadata, spec };
@@ -56,7 +60,7 @@ function generate(rand: () => number, i: number): Record<string, unknown> {
 /** The create options with every manifest-derived field blanked: what must not vary. */
 function invariantPart(o: ReturnType<typeof containerSpecFor>): unknown {
   const h = { ...(o.HostConfig ?? {}) } as Record<string, unknown>;
-  for (const k of ["Memory", "MemorySwap", "NanoCpus", "PidsLimit", "Runtime", "NetworkMode", "PortBindings", "Tmpfs"]) delete h[k];
+  for (const k of ["Memory", "MemorySwap", "NanoCpus", "PidsLimit", "Runtime", "NetworkMode", "PortBindings", "Tmpfs", "Mounts"]) delete h[k];
   const rest = { ...o } as Record<string, unknown>;
   for (const k of ["Env", "Cmd", "Entrypoint", "WorkingDir", "Labels", "Healthcheck", "ExposedPorts", "HostConfig", "User"]) delete rest[k];
   return { ...rest, HostConfig: h };
@@ -73,7 +77,9 @@ describe("the container spec comes from the admitted manifest and nothing else",
     const stored = validateManifest(JSON.parse(canonicalize(m)) as unknown).spec;
     expect(stored).toEqual(admitted);
 
-    const o = containerSpecFor(stored, CTX);
+    // A replica of a deployment with secrets gets its secret directory (SecretFiles).
+    const ctx = admitted.secrets.length > 0 ? { ...CTX, secretsDir: SECRETS_DIR } : CTX;
+    const o = containerSpecFor(stored, ctx);
     const h = o.HostConfig ?? {};
     const runsc = admitted.runtime === "sandboxed";
     expect(o.Image).toBe(CTX.imageId);
@@ -90,6 +96,8 @@ describe("the container spec comes from the admitted manifest and nothing else",
     expect(h.NetworkMode).toBe(admitted.network.mode === "namespace" ? CTX.networkName : "none");
     expect(Object.keys(h.PortBindings ?? {}).sort()).toEqual(admitted.network.ports.map((p) => `${p.container}/${p.protocol}`).sort());
     expect(o.Labels).toMatchObject(admitted.labels);
+    // The secrets mount exactly when the manifest references secrets; never their values.
+    expect(h.Mounts).toEqual(admitted.secrets.length > 0 ? [{ Type: "bind", Source: SECRETS_DIR, Target: "/run/secrets", ReadOnly: true, BindOptions: { Propagation: "rprivate" } }] : []);
     if (admitted.healthcheck) expect(o.Healthcheck?.Test).toEqual(["CMD", ...admitted.healthcheck.command]);
     else expect(o.Healthcheck).toBeUndefined();
     // Everything else is the same for every manifest.

@@ -230,6 +230,46 @@ describe("containerSpecFor", () => {
     expect(refused(s, c)).toEqual({ code: "PC_RUNTIME_SPEC_INVALID", detail: `container spec ${detail}` });
   });
 
+  describe("the secret directory", () => {
+    const SECRET_SPEC = spec({ secrets: [{ name: "db-password", path: "/run/secrets/db/password" }] });
+    const DIR = "/run/portcullis/secrets/gw1/pc-gw1-team-a-web-r3-1";
+
+    it("is the one mount: a read-only bind at /run/secrets, private propagation; Binds stay empty", () => {
+      const s = containerSpecFor(SECRET_SPEC, ctx({ secretsDir: DIR }));
+      expect(s.HostConfig?.Mounts).toEqual([{ Type: "bind", Source: DIR, Target: "/run/secrets", ReadOnly: true, BindOptions: { Propagation: "rprivate" } }]);
+      expect(s.HostConfig?.Binds).toEqual([]);
+      expect(s.HostConfig?.ReadonlyRootfs).toBe(true);
+      // Nothing of the secret (its name aside from the mount source) reaches the environment.
+      expect(s.Env).toEqual(["MODE=prod"]);
+    });
+
+    it.each([
+      ["a spec with secrets but no directory", SECRET_SPEC, CTX, "context.secretsDir: is required when spec.secrets is not empty"],
+      ["a directory for a spec without secrets", SPEC, ctx({ secretsDir: DIR }), "context.secretsDir: is given but spec.secrets is empty"],
+      ["a relative directory", SECRET_SPEC, ctx({ secretsDir: "run/x" }), "secretsDir: must be an absolute path"],
+      ["a directory with '..'", SECRET_SPEC, ctx({ secretsDir: "/run/portcullis/../../etc" }), 'secretsDir: must not contain ".."'],
+      ["a directory with NUL", SECRET_SPEC, ctx({ secretsDir: "/run/x\0y" }), "secretsDir: must not contain NUL"],
+      ["the host's root", SECRET_SPEC, ctx({ secretsDir: "/" }), "secretsDir: must not be /"],
+      ["a path that is not normalised", SECRET_SPEC, ctx({ secretsDir: "/run//x/" }), "secretsDir: must be a normalised path"],
+      ["the docker socket", SECRET_SPEC, ctx({ secretsDir: "/var/run/docker.sock" }), "secretsDir: must not be a socket path"],
+      ["another socket", SECRET_SPEC, ctx({ secretsDir: "/run/containerd/containerd.sock" }), "secretsDir: must not be a socket path"],
+      ["the engine's directory", SECRET_SPEC, ctx({ secretsDir: "/var/lib/docker/volumes" }), "secretsDir: must not be an engine or kernel path"],
+      ["/proc", SECRET_SPEC, ctx({ secretsDir: "/proc/1/root" }), "secretsDir: must not be an engine or kernel path"],
+      ["a device path", SECRET_SPEC, ctx({ secretsDir: "/dev/sda" }), "secretsDir: must not be an engine or kernel path"],
+    ])("refuses %s", (_case, s, c, detail) => {
+      expect(refused(s, c)).toEqual({ code: "PC_RUNTIME_SPEC_INVALID", detail: `container spec ${detail}` });
+    });
+
+    it("still refuses binds and any other mount as input", () => {
+      const base = { image: IMAGE_ID, user: "1000:1000", runtime: "runc" as const, limits: { memoryBytes: 64 * MiB, nanoCpus: 1e8, pids: 8 } };
+      for (const field of ["binds", "mounts", "Binds", "Mounts", "volumes"]) {
+        expect(refusal(() => buildHardenedContainerSpec({ ...base, [field]: ["/:/host"] } as never)).detail).toBe(`container spec ${field}: unknown field`);
+      }
+      const one = buildHardenedContainerSpec({ ...base, secretsDir: "/dev/shm/pc/x" });
+      expect(one.HostConfig?.Mounts).toHaveLength(1);
+    });
+  });
+
   it("does not let a shell-form healthcheck through the hardened spec", () => {
     const e = refusal(() =>
       buildHardenedContainerSpec({

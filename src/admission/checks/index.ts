@@ -7,10 +7,11 @@ import { imageReferenceCheck } from "./image-reference.js";
 import { imageScanCheck } from "./image-scan.js";
 import { resourcesCheck } from "./resources.js";
 import { runtimeClassCheck } from "./runtime-class.js";
-import { secretReferencesCheck } from "./secret-references.js";
+import { SECRET_REFERENCES_CHECK, secretReferencesCheck, secretReferencesHook, type SecretReferenceFacts } from "./secret-references.js";
 import { signerCheck } from "./signer.js";
 
 export { approvalsCheck, hardeningCheck, imageIdentityCheck, imageReferenceCheck, imageScanCheck, resourcesCheck, runtimeClassCheck, secretReferencesCheck, signerCheck };
+export { SECRET_REFERENCES_CHECK, secretReferencesHook, type SecretReferenceFacts };
 export type { HardeningParams } from "./hardening.js";
 export type { ImageReferenceParams } from "./image-reference.js";
 export type { ResourcesParams } from "./resources.js";

@@ -8,6 +8,7 @@ import { auditRoutes } from "./audit-routes.js";
 import { deploymentRoutes } from "./deployment-routes.js";
 import { nodeRoutes } from "./node-routes.js";
 import { rbacRoutes } from "./rbac-routes.js";
+import { secretRoutes } from "./secret-routes.js";
 import { waiverRoutes } from "./waiver-routes.js";
 
 const certificateListItem = {
@@ -159,7 +160,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx), ...secretRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

@@ -7,6 +7,7 @@ import type { AuditLog, AuditSource } from "../../audit/index.js";
 import type { NodeRegistry, ReplicaCount } from "../../runtime/index.js";
 import type { DeployPipeline } from "../deploy-pipeline.js";
 import type { DeploymentViews } from "../../runtime/index.js";
+import type { SecretActor, SecretService } from "../../secrets/index.js";
 import { requireCaller } from "../server.js";
 
 export interface RouteContext {
@@ -37,6 +38,13 @@ export interface RouteContext {
   readonly admissionPolicy: AdmissionPolicyService;
   /** Waivers: create, list, get, revoke. */
   readonly waivers: WaiverService;
+  /** Secrets: values in and (an explicit read) out, metadata, the keyring. */
+  readonly secrets: Pick<SecretService, "create" | "update" | "list" | "get" | "read" | "delete" | "kekStatus" | "rotateKek" | "retireKek">;
+  /** The deployments that use secrets: whether one is running, and stopping it (secret delete --force). */
+  readonly secretUsers: {
+    readonly running: (namespace: string, deployment: string) => boolean;
+    readonly stopUsing: (namespace: string, deployment: string, reason: string, actor: SecretActor) => Promise<unknown>;
+  };
 }
 
 export function actorOf(req: FastifyRequest): Actor {
