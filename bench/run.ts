@@ -1,5 +1,5 @@
 /**
- * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify deploy admission secrets-create secrets-inject] [-- --cpu-prof[=dir]]`.
+ * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify deploy admission secrets-create secrets-inject vulndb-import] [-- --cpu-prof[=dir]]`.
  *
  * Each benchmark runs in its own process, pinned to CPU 0 when `taskset` works; the
  * benchmarks that need a client start it on CPU 1. Each measures its baseline in the
@@ -25,6 +25,7 @@ const BENCHMARKS: Record<string, string> = {
   admission: "admission.ts",
   "secrets-create": "secrets-create.ts",
   "secrets-inject": "secrets-inject.ts",
+  "vulndb-import": "vulndb-import.ts",
 };
 const BENCH_TIMEOUT_MS = 110_000;
 /**

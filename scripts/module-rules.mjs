@@ -54,6 +54,8 @@ export const MODULE_RULES = Object.freeze({
     casbin: "src/rbac/",
     dockerode: "src/runtime/",
     execa: "src/admission/scanner/",
+    "tar-stream": "src/admission/scanner/",
+    yauzl: "src/admission/scanner/",
     "better-sqlite3": "src/store/",
   }),
 });

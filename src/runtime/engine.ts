@@ -359,6 +359,22 @@ export class DockerEngine {
     }
   }
 
+  /**
+   * The image as a `docker save` archive (manifest.json, config, layer tars), streamed as
+   * the engine sends it. `ref` is an image id (`sha256:<hex>`) or a `repo:tag`.
+   */
+  async exportImage(ref: string): Promise<NodeJS.ReadableStream> {
+    const isId = /^(sha256:)?[a-f0-9]{64}$/.test(ref);
+    if (!isId && (!REPO_TAG_RE.test(ref) || ref.split("/").some((s) => s === ".." || s === "."))) {
+      throw specInvalid("image", "must be an image id (sha256:<hex>) or a repo:tag");
+    }
+    try {
+      return await this.docker.getImage(ref).get();
+    } catch (e) {
+      throw wrap("export an image", e);
+    }
+  }
+
   /** An image by id, `repo:tag` or `repo@digest`; undefined when the engine lacks it. */
   async inspectImage(ref: string): Promise<ImageDetails | undefined> {
     try {

@@ -395,6 +395,67 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX revision_secrets_secret ON revision_secrets(namespace, secret);
     `,
   },
+  {
+    version: 8,
+    name: "vulnerability database: imports, OSV records by package, scan result cache",
+    sql: `
+      -- One import of OSV records. The import in force (state 'active', at most one) is
+      -- the database version. An import is written in state 'loading' and flipped to
+      -- 'active' by one short transaction, which turns the previous one 'replaced'; an
+      -- import that failed or whose process died is 'failed'. The rows of replaced and
+      -- failed imports are deleted afterwards (purged_at); this row stays as history.
+      -- AUTOINCREMENT: a version is never reused, so caches keyed by it cannot go stale.
+      CREATE TABLE vulndb_imports (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        source          TEXT NOT NULL,              -- JSON array of the paths as given
+        records         INTEGER NOT NULL DEFAULT 0,
+        newest_modified TEXT,
+        ecosystems      TEXT,                       -- JSON object: ecosystem -> records
+        imported_at     INTEGER NOT NULL,
+        imported_by     TEXT NOT NULL,
+        sha256          TEXT,
+        state           TEXT NOT NULL CHECK (state IN ('loading', 'active', 'replaced', 'failed')),
+        pid             INTEGER NOT NULL,
+        host            TEXT NOT NULL,
+        activated_at    INTEGER,
+        ended_at        INTEGER,
+        purged_at       INTEGER
+      );
+      CREATE UNIQUE INDEX vulndb_imports_one_active ON vulndb_imports(state) WHERE state = 'active';
+
+      -- The records of an import, as validated text.
+      CREATE TABLE vuln_records (
+        import_id       INTEGER NOT NULL,
+        id              TEXT NOT NULL,
+        modified        TEXT NOT NULL,
+        withdrawn       TEXT,
+        json            TEXT NOT NULL,
+        PRIMARY KEY (import_id, id)
+      );
+
+      -- Which records name which package: ecosystem without its release suffix
+      -- ('Debian:12' -> 'Debian', release '12'; '' for none), package as named (PyPI in its
+      -- PEP 503 normal form). The key leads with the import, then (ecosystem, package):
+      -- every lookup is for one version of the database.
+      CREATE TABLE vuln_affected (
+        import_id       INTEGER NOT NULL,
+        ecosystem       TEXT NOT NULL,
+        package         TEXT NOT NULL,
+        release         TEXT NOT NULL,
+        record_id       TEXT NOT NULL,
+        PRIMARY KEY (import_id, ecosystem, package, release, record_id)
+      ) WITHOUT ROWID;
+
+      -- Normalized scan results of an image against one database version.
+      CREATE TABLE scan_results (
+        image_id        TEXT NOT NULL,
+        db_version      INTEGER NOT NULL,
+        result          TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (image_id, db_version)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

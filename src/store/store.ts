@@ -14,6 +14,7 @@ import { DecisionRecordRepo } from "./repos/decision-records.js";
 import { PendingRequestRepo } from "./repos/pending-requests.js";
 import { WaiverRepo } from "./repos/waivers.js";
 import { SecretRepo } from "./repos/secrets.js";
+import { VulnDbRepo } from "./repos/vulndb.js";
 
 export const DB_FILE = "portcullis.db";
 
@@ -36,6 +37,8 @@ export class Store {
   readonly waivers: WaiverRepo;
   /** Secrets, their encrypted versions, and the versions each revision pinned. */
   readonly secrets: SecretRepo;
+  /** The vulnerability database: imports, OSV records by package, the scan result cache. */
+  readonly vulndb: VulnDbRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -53,6 +56,7 @@ export class Store {
     this.pendingRequests = new PendingRequestRepo(db);
     this.waivers = new WaiverRepo(db);
     this.secrets = new SecretRepo(db);
+    this.vulndb = new VulnDbRepo(db);
   }
 
   static open(dataDir: string): Store {

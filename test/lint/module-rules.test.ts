@@ -83,6 +83,8 @@ describe("the rule table", () => {
       casbin: "src/rbac/",
       dockerode: "src/runtime/",
       execa: "src/admission/scanner/",
+      "tar-stream": "src/admission/scanner/",
+      yauzl: "src/admission/scanner/",
       "better-sqlite3": "src/store/",
     });
   });
