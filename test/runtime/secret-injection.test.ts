@@ -294,4 +294,35 @@ describeDocker("secret injection", () => {
     expect((await dockerCliResult(["inspect", replicaContainerName(gatewayId, NS, "fleeting", 1, 0)])).code).not.toBe(0);
     expect(readdirSync(root())).toEqual([]);
   }, { runtimes: ["runc"] }, 120_000);
+
+  itDocker("a version whose ciphertext was tampered with (a bit flipped, another secret's wrapped key swapped in) refuses the deploy with PC_SECRETS_DECRYPT_FAILED and leaves nothing", async () => {
+    const a = secretValue("tamper-a");
+    const b = secretValue("tamper-b");
+    await tg.gw.secrets.create(NS, "tamper-a", Buffer.from(a.text), ADMIN);
+    await tg.gw.secrets.create(NS, "tamper-b", Buffer.from(b.text), ADMIN);
+    const db = tg.gw.store.db;
+    const row = (name: string) => db.prepare("SELECT wrapped_key FROM secret_versions WHERE namespace = ? AND name = ? AND version = 1").get(NS, name) as { wrapped_key: string };
+    const setKey = (name: string, key: string) => db.prepare("UPDATE secret_versions SET wrapped_key = ? WHERE namespace = ? AND name = ? AND version = 1").run(key, NS, name);
+    const original = row("tamper-a").wrapped_key;
+    // One bit of the wrapped key's ciphertext part flipped (the 4th of 5 compact parts).
+    const parts = original.split(".");
+    const ct = Buffer.from(parts[3] as string, "base64url");
+    ct[0] = (ct[0] as number) ^ 0x01;
+    parts[3] = ct.toString("base64url");
+    const cases: [string, string][] = [["flipped", parts.join(".")], ["swapped", row("tamper-b").wrapped_key]];
+    for (const [what, tampered] of cases) {
+      setKey("tamper-a", tampered);
+      const name = `tamper-${what}`;
+      const r = await deploy("create", busyboxManifest(NS, name, imageRef, { secrets: [{ name: "tamper-a", path: "/run/secrets/a" }] }));
+      expect(r.status, `${what}: ${JSON.stringify(r.body)}`).toBe(500);
+      expect(r.body.code).toBe("PC_SECRETS_DECRYPT_FAILED");
+      for (const form of [...a.forms, ...b.forms]) expect(JSON.stringify(r.body)).not.toContain(form);
+      expect(tg.gw.store.deployments.get(NS, name)).toBeUndefined();
+      expect((await dockerCliResult(["inspect", replicaContainerName(gatewayId, NS, name, 1, 0)])).code).not.toBe(0);
+      expect(readdirSync(root())).toEqual([]);
+    }
+    // Restored, the same secret opens again: the refusal was the tampering's doing.
+    setKey("tamper-a", original);
+    expect((await tg.gw.secrets.open(NS, [{ name: "tamper-a", path: "/run/secrets/a", version: 1 }]))[0]?.value.toString()).toBe(a.text);
+  }, { runtimes: ["runc"] }, 120_000);
 });
