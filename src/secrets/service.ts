@@ -265,21 +265,15 @@ export class SecretService implements SecretResolver {
   }
 
   private event(type: string, actor: SecretActor, namespace: string, name: string, reason: string | undefined): AuditEvent {
-    return {
-      type,
-      outcome: "allowed",
-      actor: actor.id,
-      actorSerial: actor.serial,
-      requestId: actor.requestId,
-      sourceAddress: actor.sourceAddress,
-      resource: "secrets",
-      namespace,
-      target: name,
-      ...(reason === undefined ? {} : { reason }),
-    };
+    return { ...this.actorEvent(type, actor, "secrets", name, reason), namespace };
   }
 
   private keyringEvent(type: string, actor: SecretActor, kekId: string, reason: string | undefined): AuditEvent {
+    return this.actorEvent(type, actor, "keyring", kekId, reason);
+  }
+
+  /** An allowed action of `actor` on `resource` (never a value, a hash of one or key material). */
+  private actorEvent(type: string, actor: SecretActor, resource: "secrets" | "keyring", target: string, reason: string | undefined): AuditEvent {
     return {
       type,
       outcome: "allowed",
@@ -287,8 +281,8 @@ export class SecretService implements SecretResolver {
       actorSerial: actor.serial,
       requestId: actor.requestId,
       sourceAddress: actor.sourceAddress,
-      resource: "keyring",
-      target: kekId,
+      resource,
+      target,
       ...(reason === undefined ? {} : { reason }),
     };
   }

@@ -97,6 +97,22 @@ export interface ApiClient {
   readonly keyPem: string;
 }
 
+/**
+ * A developer of `namespace` on a test gateway, as an API client: the namespace is
+ * created, the identity bound to the developer role there and given a certificate.
+ */
+export function developerIn(tg: TestGateway, namespace: string, identity = "user:dev1"): ApiClient {
+  tg.gw.namespaces.create(namespace, {}, { identity: "user:admin" });
+  const c = tg.issueClient(identity);
+  tg.gw.policy.bind(identity, "developer", namespace, { identity: "user:admin" });
+  return { trustDomain: tg.gw.config.trustDomain, caPem: tg.caPem, certPem: c.certPem, keyPem: c.keyPem };
+}
+
+/** The reference a manifest pins a test image by: `portcullis-test/busybox@<image id>`. */
+export async function pinnedRef(image: string): Promise<string> {
+  return `portcullis-test/busybox@${(JSON.parse(await dockerCli(["image", "inspect", image])) as { Id: string }[])[0]!.Id}`;
+}
+
 /** Signs a deploy request (a compact JWS) as the CLI does; `jti` pins the request id. */
 export function signRequest(c: ApiClient, op: DeployOperation, manifest: Record<string, unknown>, jti?: string): Promise<string> {
   return signDeployRequest({

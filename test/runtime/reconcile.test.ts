@@ -16,10 +16,12 @@ import {
   auditEntries,
   busyboxManifest,
   convergenceProblem,
+  developerIn,
   deploymentContainers,
   engineCredentials,
   eventually,
   getDeployment,
+  pinnedRef,
   postSigned,
   restartableEngine,
   signRequest,
@@ -65,11 +67,8 @@ describeDocker("the reconciler", () => {
     tg = await startTestGateway({ start: { reconcileIntervalMs: 300, rollout: { pollMs: 100, settleMs: 500 } } });
     gatewayId = tg.gw.deployments.gatewayId;
     image = await buildBusyboxImage(engine, run, { user: "10001:10001" });
-    imageRef = `portcullis-test/busybox@${(JSON.parse(await dockerCli(["image", "inspect", image])) as { Id: string }[])[0]!.Id}`;
-    tg.gw.namespaces.create(NS, {}, { identity: "user:admin" });
-    const c = tg.issueClient("user:dev1");
-    tg.gw.policy.bind("user:dev1", "developer", NS, { identity: "user:admin" });
-    dev = { trustDomain: tg.gw.config.trustDomain, caPem: tg.caPem, certPem: c.certPem, keyPem: c.keyPem };
+    imageRef = await pinnedRef(image);
+    dev = developerIn(tg, NS);
   }, 60_000);
 
   afterAll(async () => {

@@ -18,7 +18,7 @@ import { DockerEngine, TMPFS_MAGIC, replicaContainerName } from "../../src/runti
 import { buildBusyboxImage, cleanupTestRun, describeDocker, dockerCli, itDocker, newTestRun } from "../support/docker.js";
 import { dockerCliResult } from "../support/containers.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
-import { auditEntries, busyboxManifest, eventually, postSigned, signRequest, type ApiClient } from "./deploy-support.js";
+import { auditEntries, busyboxManifest, developerIn, eventually, pinnedRef, postSigned, signRequest, type ApiClient } from "./deploy-support.js";
 
 const run = newTestRun();
 const engine = new DockerEngine();
@@ -75,11 +75,8 @@ describeDocker("secret injection", () => {
     tg = await startTestGateway({ start: { secretsTmpfsRoot: TMPFS_ROOT, reconcileIntervalMs: 3_600_000, rollout: { pollMs: 100, settleMs: 300 } } });
     gatewayId = tg.gw.deployments.gatewayId;
     image = await buildBusyboxImage(engine, run, { user: "10001:10001" });
-    imageRef = `portcullis-test/busybox@${(JSON.parse(await dockerCli(["image", "inspect", image])) as { Id: string }[])[0]!.Id}`;
-    tg.gw.namespaces.create(NS, {}, { identity: "user:admin" });
-    const c = tg.issueClient("user:dev1");
-    tg.gw.policy.bind("user:dev1", "developer", NS, { identity: "user:admin" });
-    dev = { trustDomain: tg.gw.config.trustDomain, caPem: tg.caPem, certPem: c.certPem, keyPem: c.keyPem };
+    imageRef = await pinnedRef(image);
+    dev = developerIn(tg, NS);
   }, 60_000);
 
   afterAll(async () => {

@@ -156,28 +156,31 @@ export function registerSecretCommands(program: Command, globals: Globals, open:
   const secret = program
     .command("secret")
     .description("secrets of a namespace: values from a file or standard input only, metadata, explicit reads");
-  quietErrors(secret.command("create <name>"))
-    .description("create a secret; the value is the bytes of --from-file FILE or of standard input (--from-stdin), at most 64 KiB")
-    .option("-n, --namespace <ns>", "namespace")
-    .option("--from-file <file>", "read the value from this file, byte for byte")
-    .option("--from-stdin", "read the value from standard input, byte for byte")
-    .action(async (name: string, o: { namespace?: string; fromFile?: string; fromStdin?: boolean }) => {
-      const ns = needNamespace(o.namespace);
-      needName(name);
-      const value = await valueFrom(o);
-      printMeta(globals().output, await sendValue(open, "POST", `/v1/namespaces/${enc(ns)}/secrets`, (v) => ({ name, value: v }), value));
-    });
-  quietErrors(secret.command("update <name>"))
-    .description("add a new version of a secret, from --from-file FILE or --from-stdin; deployments keep their pinned version until redeployed")
-    .option("-n, --namespace <ns>", "namespace")
-    .option("--from-file <file>", "read the value from this file, byte for byte")
-    .option("--from-stdin", "read the value from standard input, byte for byte")
-    .action(async (name: string, o: { namespace?: string; fromFile?: string; fromStdin?: boolean }) => {
-      const ns = needNamespace(o.namespace);
-      needName(name);
-      const value = await valueFrom(o);
-      printMeta(globals().output, await sendValue(open, "PUT", `/v1/namespaces/${enc(ns)}/secrets/${enc(name)}`, (v) => ({ value: v }), value));
-    });
+  const valueCommand = (
+    verb: "create" | "update",
+    description: string,
+    send: (ns: string, name: string, value: Buffer) => Promise<SecretMeta>,
+  ) =>
+    quietErrors(secret.command(`${verb} <name>`))
+      .description(description)
+      .option("-n, --namespace <ns>", "namespace")
+      .option("--from-file <file>", "read the value from this file, byte for byte")
+      .option("--from-stdin", "read the value from standard input, byte for byte")
+      .action(async (name: string, o: { namespace?: string; fromFile?: string; fromStdin?: boolean }) => {
+        const ns = needNamespace(o.namespace);
+        needName(name);
+        printMeta(globals().output, await send(ns, name, await valueFrom(o)));
+      });
+  valueCommand(
+    "create",
+    "create a secret; the value is the bytes of --from-file FILE or of standard input (--from-stdin), at most 64 KiB",
+    (ns, name, value) => sendValue(open, "POST", `/v1/namespaces/${enc(ns)}/secrets`, (v) => ({ name, value: v }), value),
+  );
+  valueCommand(
+    "update",
+    "add a new version of a secret, from --from-file FILE or --from-stdin; deployments keep their pinned version until redeployed",
+    (ns, name, value) => sendValue(open, "PUT", `/v1/namespaces/${enc(ns)}/secrets/${enc(name)}`, (v) => ({ value: v }), value),
+  );
   secret
     .command("list")
     .description("the secrets of a namespace: name, latest version, size, creator, users (never a value)")
