@@ -19,7 +19,7 @@ import { AuditLog } from "../src/audit/index.js";
 import { systemClock, type AuditEvent } from "../src/core/index.js";
 import { Store } from "../src/store/index.js";
 import { canPin, cpuMs, runBenchmark } from "./lib/proc.js";
-import { cpuRate, fmtRate, fmtRatio, judge, median, rate, table, verdict, type BenchResult, type Sample } from "./lib/stats.js";
+import { cpuRate, rate, rateVsPlainInsert, type BenchResult, type Sample } from "./lib/stats.js";
 
 const REPS = 3;
 const ENTRIES = Number(process.env.BENCH_AUDIT_ENTRIES ?? 100_000);
@@ -156,35 +156,19 @@ async function main(): Promise<BenchResult> {
       if (k === "ours") shares.push(s.cpuMs / s.ms);
     }
   }
-  const o = median(runs.ours);
-  const p = median(runs.plain);
-  const ratio = o / p;
-  const ratioCpu = median(perCpu.ours) / median(perCpu.plain);
-  const j = judge(o, median(perCpu.ours), shares);
-  const ratioJudged = j.basis === "wall clock" ? ratio : ratioCpu;
-  const title = `Benchmark 5: audit append, ${ENTRIES.toLocaleString("en-US")} entries per run in group commits of ${BATCH}, one core (${canPin() ? "taskset -c 0" : "not pinned"}; ${REPS} runs, median)`;
-  const pass = j.value >= TARGET_RATE && ratioJudged >= TARGET_RATIO;
-  const tbl = table(
-    title,
-    [
-      { name: "portcullis AuditLog.append (redact, seal, SHA-256 chain, group commit)", runs: runs.ours, perCpu: perCpu.ours },
-      { name: "baseline: plain WAL insert, same rows and table shape, no hashing", runs: runs.plain, perCpu: perCpu.plain },
-      { name: "reference: the same with counter values in the hash columns (not judged)", runs: runs.seqHash, perCpu: perCpu.seqHash },
-    ],
-    [
-      `ratio portcullis / plain insert: ${fmtRatio(ratio)}   (per CPU-s: ${fmtRatio(ratioCpu)})`,
-      `target >= ${fmtRate(TARGET_RATE)} entries/s: ${fmtRate(j.value)}/s (${j.basis})  ${verdict(j.value, TARGET_RATE)}`,
-      `target >= ${TARGET_RATIO}x the plain insert: ${fmtRatio(ratioJudged)} (${j.basis})  ${verdict(ratioJudged, TARGET_RATIO)}`,
-      ...j.notes,
-    ],
-  );
-  return {
+  return rateVsPlainInsert({
     id: "audit-append",
-    title,
-    table: tbl,
-    summary: `audit-append: ${fmtRate(o)}/s vs plain insert ${fmtRate(p)}/s = ${fmtRatio(ratio)}; targets >= ${fmtRate(TARGET_RATE)}/s and >= ${TARGET_RATIO}x ${pass ? "PASS" : "FAIL"} (${j.basis})`,
-    pass,
-  };
+    title: `Benchmark 5: audit append, ${ENTRIES.toLocaleString("en-US")} entries per run in group commits of ${BATCH}, one core (${canPin() ? "taskset -c 0" : "not pinned"}; ${REPS} runs, median)`,
+    unit: "entries",
+    rows: {
+      ours: { name: "portcullis AuditLog.append (redact, seal, SHA-256 chain, group commit)", runs: runs.ours, perCpu: perCpu.ours },
+      plain: { name: "baseline: plain WAL insert, same rows and table shape, no hashing", runs: runs.plain, perCpu: perCpu.plain },
+      reference: { name: "reference: the same with counter values in the hash columns (not judged)", runs: runs.seqHash, perCpu: perCpu.seqHash },
+    },
+    shares,
+    targetRate: TARGET_RATE,
+    targetRatio: TARGET_RATIO,
+  });
 }
 
 runBenchmark(main);

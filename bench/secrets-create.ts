@@ -26,7 +26,7 @@ import { silentLogger, systemClock } from "../src/core/index.js";
 import { createKeyringFile, FileKekSource, Keyring, keyringPath, SecretService } from "../src/secrets/index.js";
 import { Store } from "../src/store/index.js";
 import { canPin, cpuMs, runBenchmark } from "./lib/proc.js";
-import { cpuRate, fmtRate, fmtRatio, judge, median, rate, table, verdict, type BenchResult, type Sample } from "./lib/stats.js";
+import { cpuRate, rate, rateVsPlainInsert, type BenchResult, type Sample } from "./lib/stats.js";
 
 const REPS = 3;
 const CREATES = Number(process.env.BENCH_SECRETS_CREATES ?? 5_000);
@@ -142,35 +142,19 @@ async function main(): Promise<BenchResult> {
     runs.gcm.push(rate(g));
     perCpu.gcm.push(cpuRate(g));
   }
-  const o = median(runs.ours);
-  const p = median(runs.plain);
-  const ratio = o / p;
-  const ratioCpu = median(perCpu.ours) / median(perCpu.plain);
-  const j = judge(o, median(perCpu.ours), shares);
-  const ratioJudged = j.basis === "wall clock" ? ratio : ratioCpu;
-  const title = `Benchmark 9: secret create, ${CREATES.toLocaleString("en-US")} secrets of ${VALUE_BYTES} bytes per run, one at a time, one core (${canPin() ? "taskset -c 0" : "not pinned"}; ${REPS} runs, median)`;
-  const pass = j.value >= TARGET_RATE && ratioJudged >= TARGET_RATIO;
-  const tbl = table(
-    title,
-    [
-      { name: "portcullis SecretService.create (data key, two JWEs, audited, one transaction)", runs: runs.ours, perCpu: perCpu.ours },
-      { name: "baseline: plain insert of the same rows and sizes, one transaction each", runs: runs.plain, perCpu: perCpu.plain },
-      { name: "reference: AES-256-GCM of the value alone, node:crypto (not judged)", runs: runs.gcm, perCpu: perCpu.gcm },
-    ],
-    [
-      `ratio portcullis / plain insert: ${fmtRatio(ratio)}   (per CPU-s: ${fmtRatio(ratioCpu)})`,
-      `target >= ${fmtRate(TARGET_RATE)} creates/s: ${fmtRate(j.value)}/s (${j.basis})  ${verdict(j.value, TARGET_RATE)}`,
-      `target >= ${TARGET_RATIO}x the plain insert: ${fmtRatio(ratioJudged)} (${j.basis})  ${verdict(ratioJudged, TARGET_RATIO)}`,
-      ...j.notes,
-    ],
-  );
-  return {
+  return rateVsPlainInsert({
     id: "secrets-create",
-    title,
-    table: tbl,
-    summary: `secrets-create: ${fmtRate(o)}/s vs plain insert ${fmtRate(p)}/s = ${fmtRatio(ratio)}; targets >= ${fmtRate(TARGET_RATE)}/s and >= ${TARGET_RATIO}x ${pass ? "PASS" : "FAIL"} (${j.basis})`,
-    pass,
-  };
+    title: `Benchmark 9: secret create, ${CREATES.toLocaleString("en-US")} secrets of ${VALUE_BYTES} bytes per run, one at a time, one core (${canPin() ? "taskset -c 0" : "not pinned"}; ${REPS} runs, median)`,
+    unit: "creates",
+    rows: {
+      ours: { name: "portcullis SecretService.create (data key, two JWEs, audited, one transaction)", runs: runs.ours, perCpu: perCpu.ours },
+      plain: { name: "baseline: plain insert of the same rows and sizes, one transaction each", runs: runs.plain, perCpu: perCpu.plain },
+      reference: { name: "reference: AES-256-GCM of the value alone, node:crypto (not judged)", runs: runs.gcm, perCpu: perCpu.gcm },
+    },
+    shares,
+    targetRate: TARGET_RATE,
+    targetRatio: TARGET_RATIO,
+  });
 }
 
 runBenchmark(main);

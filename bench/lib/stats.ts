@@ -120,3 +120,40 @@ export function judge(wall: number, perCpu: number, cpuShares: readonly number[]
   const notes = busyNote(cpuShares);
   return notes.length === 0 ? { value: wall, basis: "wall clock", notes } : { value: perCpu, basis: "per CPU-s", notes };
 }
+
+/**
+ * The report of a write-path benchmark judged against a plain insert of the same rows:
+ * the medians, their ratio (wall clock and per CPU-s), a rate target and a ratio target,
+ * judged on the wall clock unless the process under test was short of CPU (`judge`).
+ */
+export function rateVsPlainInsert(o: {
+  readonly id: string;
+  readonly title: string;
+  /** "entries", "creates": what one unit of the rate is. */
+  readonly unit: string;
+  readonly rows: { readonly ours: Row; readonly plain: Row; readonly reference: Row };
+  readonly shares: readonly number[];
+  readonly targetRate: number;
+  readonly targetRatio: number;
+}): BenchResult {
+  const ours = median(o.rows.ours.runs);
+  const plain = median(o.rows.plain.runs);
+  const ratio = ours / plain;
+  const ratioCpu = median(o.rows.ours.perCpu) / median(o.rows.plain.perCpu);
+  const j = judge(ours, median(o.rows.ours.perCpu), o.shares);
+  const ratioJudged = j.basis === "wall clock" ? ratio : ratioCpu;
+  const pass = j.value >= o.targetRate && ratioJudged >= o.targetRatio;
+  const tbl = table(o.title, [o.rows.ours, o.rows.plain, o.rows.reference], [
+    `ratio portcullis / plain insert: ${fmtRatio(ratio)}   (per CPU-s: ${fmtRatio(ratioCpu)})`,
+    `target >= ${fmtRate(o.targetRate)} ${o.unit}/s: ${fmtRate(j.value)}/s (${j.basis})  ${verdict(j.value, o.targetRate)}`,
+    `target >= ${o.targetRatio}x the plain insert: ${fmtRatio(ratioJudged)} (${j.basis})  ${verdict(ratioJudged, o.targetRatio)}`,
+    ...j.notes,
+  ]);
+  return {
+    id: o.id,
+    title: o.title,
+    table: tbl,
+    summary: `${o.id}: ${fmtRate(ours)}/s vs plain insert ${fmtRate(plain)}/s = ${fmtRatio(ratio)}; targets >= ${fmtRate(o.targetRate)}/s and >= ${o.targetRatio}x ${pass ? "PASS" : "FAIL"} (${j.basis})`,
+    pass,
+  };
+}
