@@ -119,7 +119,7 @@ async function runOne(
   });
   let answer: unknown;
   try {
-    const running = Promise.resolve().then(() => def.run(attrs, pc.params, { hooks: opts.hooks ?? {} }));
+    const running = Promise.resolve().then(() => def.run(attrs, pc.params, { hooks: opts.hooks ?? {}, now: opts.now }));
     answer = await Promise.race([running, late]);
   } catch {
     return failed("check failed", `check ${pc.check} failed; the request is denied`);

@@ -50,3 +50,19 @@ export {
   type WaiverStatus,
   type WaiverView,
 } from "./waivers.js";
+export {
+  BuiltinScanner,
+  cachedScanHook,
+  locateTrivy,
+  ScanCache,
+  selectScanner,
+  TrivyScanner,
+  type CachedScanHook,
+  type ExportImage,
+  type InventorySummary,
+  type ScanDatabase,
+  type ScanFinding,
+  type Scanner,
+  type ScannerChoice,
+  type ScanResult,
+} from "./scanner/index.js";

@@ -4,6 +4,7 @@
  * closed on a throw, a timeout or a missing input, and aggregates every result.
  */
 import type { DeployOperation, DeploymentSpec, Manifest } from "../deploy/index.js";
+import type { ScanResult } from "./scanner/scanner.js";
 
 export const CHECK_MODES = ["enforce", "warn", "audit"] as const;
 /** enforce: a failing result denies; warn: allowed, returned as a warning; audit: allowed, recorded. */
@@ -104,11 +105,15 @@ export interface HookFinding {
   readonly field?: string;
 }
 
-/** Scans the image a request admits. Rejecting or exceeding its time denies. */
+/**
+ * Scans an image the request admits (an image id a node holds), answering the scanner's
+ * normalized result; the image-scan check judges it with its policy's parameters.
+ * Rejecting (PC_SCAN_* errors name why) or exceeding its time denies.
+ */
 export interface ScanHook {
   /** At most this long (default DEFAULT_HOOK_TIMEOUT_MS). */
   readonly timeoutMs?: number;
-  scan(attrs: AdmissionAttributes, signal: AbortSignal): Promise<readonly HookFinding[]>;
+  scan(imageId: string, signal: AbortSignal): Promise<ScanResult>;
 }
 
 /** Resolves the secrets a request references. Rejecting or exceeding its time denies. */
@@ -125,6 +130,8 @@ export interface AdmissionHooks {
 /** What the chain hands each check besides the attributes and the parameters. */
 export interface CheckContext {
   readonly hooks: AdmissionHooks;
+  /** The instant the chain judges by (e.g. for a database's age); the current time when absent. */
+  readonly now?: Date;
 }
 
 /**

@@ -13,6 +13,7 @@ import { signerCheck } from "./signer.js";
 export { approvalsCheck, hardeningCheck, imageIdentityCheck, imageReferenceCheck, imageScanCheck, resourcesCheck, runtimeClassCheck, secretReferencesCheck, signerCheck };
 export { SECRET_REFERENCES_CHECK, secretReferencesHook, type SecretReferenceFacts };
 export type { HardeningParams } from "./hardening.js";
+export { validateImageScanParams, type ImageScanParams } from "./image-scan.js";
 export type { ImageReferenceParams } from "./image-reference.js";
 export type { ResourcesParams } from "./resources.js";
 export type { RuntimeClassParams } from "./runtime-class.js";
