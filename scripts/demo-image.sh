@@ -3,7 +3,10 @@
 # busybox-static package (no registry needed), running as 10001:10001, and prints its
 # image id (sha256:…), which a manifest can pin as local/hello@sha256:…. Its program
 # greets, marks itself ready in /tmp/ready (what the example's healthcheck tests) and
-# waits; it exits cleanly on SIGTERM. Usage: demo-image.sh [TAG] (default local/hello:1).
+# waits; it exits cleanly on SIGTERM. The image carries busybox-static's dpkg status
+# entry, as this machine installed it, and this machine's /etc/os-release, so that the
+# image scanner finds the one Debian package it holds (an image where the scanner finds
+# no package is refused). Usage: demo-image.sh [TAG] (default local/hello:1).
 set -euo pipefail
 TAG="${1:-local/hello:1}"
 BUSYBOX=/bin/busybox
@@ -13,10 +16,13 @@ if [ ! -x "$BUSYBOX" ]; then
 fi
 ROOT="$(mktemp -d)"
 trap 'rm -rf "$ROOT"' EXIT
-mkdir -p "$ROOT"/bin "$ROOT"/etc "$ROOT"/proc "$ROOT"/sys "$ROOT"/dev "$ROOT"/tmp
+mkdir -p "$ROOT"/bin "$ROOT"/etc "$ROOT"/proc "$ROOT"/sys "$ROOT"/dev "$ROOT"/tmp "$ROOT"/var/lib/dpkg
 chmod 1777 "$ROOT"/tmp
 cp "$BUSYBOX" "$ROOT"/bin/busybox
 for a in sh cat echo hostname id ls sleep test touch; do ln -s busybox "$ROOT/bin/$a"; done
+# The package's own status paragraph (Package, Version, Source, ...), for the scanner.
+dpkg-query --status busybox-static > "$ROOT"/var/lib/dpkg/status
+cat /etc/os-release > "$ROOT"/etc/os-release
 cat > "$ROOT"/bin/hello <<'SH'
 #!/bin/sh
 trap 'exit 0' TERM

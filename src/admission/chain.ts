@@ -41,6 +41,8 @@ export interface EvaluateOptions {
   readonly hooks?: AdmissionHooks;
   /** How long one check may take (default DEFAULT_CHECK_TIMEOUT_MS). */
   readonly checkTimeoutMs?: number;
+  /** Per check, a longer (or shorter) budget than `checkTimeoutMs` (image-scan: a cold scan). */
+  readonly checkTimeouts?: Readonly<Record<string, number>>;
   /** The checks by name; CHECKS unless given. */
   readonly checks?: ReadonlyMap<string, CheckDefinition<unknown>>;
 }
@@ -112,7 +114,9 @@ async function runOne(
   };
   const def = (opts.checks ?? CHECKS).get(pc.check);
   if (def === undefined) return failed("check failed", `check ${pc.check} is not known`);
-  const timeoutMs = opts.checkTimeoutMs !== undefined && opts.checkTimeoutMs > 0 ? opts.checkTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
+  const own = opts.checkTimeouts !== undefined && Object.prototype.hasOwnProperty.call(opts.checkTimeouts, pc.check) ? opts.checkTimeouts[pc.check] : undefined;
+  const timeoutMs =
+    own !== undefined && own > 0 ? own : opts.checkTimeoutMs !== undefined && opts.checkTimeoutMs > 0 ? opts.checkTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"timed out">((resolve) => {
     timer = setTimeout(() => resolve("timed out"), timeoutMs);

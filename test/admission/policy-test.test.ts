@@ -18,8 +18,9 @@ const SHIPPED_TESTS = fileURLToPath(new URL("../../policies/admission/tests/base
 const M = `{ apiVersion: portcullis/v1, kind: Deployment, metadata: { name: web, namespace: payments }, spec: { image: "${IMAGE}", user: "1000:1000", resources: { cpus: 1, memory: 256Mi, pids: 64 } } }`;
 const IMG = `{ idsByNode: { node-1: "${D}" } }`;
 
+/** A test file whose images scan clean (a dozen packages, no finding). */
 function testFile(...cases: string[]): string {
-  return `cases:\n${cases.join("")}`;
+  return `cases:\n${cases.join("")}scan: { packages: 12 }\n`;
 }
 function tcase(name: string, expect: string, extra = "", manifest = M): string {
   return `  - name: ${name}\n    manifest: ${manifest}\n    image: ${IMG}\n${extra}    expect: ${expect}\n`;
