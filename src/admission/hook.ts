@@ -21,7 +21,10 @@ const TIMED_OUT = Symbol("timed out");
 function isFinding(v: unknown): v is HookFinding {
   if (typeof v !== "object" || v === null) return false;
   const f = v as Record<string, unknown>;
-  return typeof f.reason === "string" && f.reason !== "" && typeof f.detail === "string" && (f.field === undefined || typeof f.field === "string");
+  return (
+    typeof f.reason === "string" && f.reason !== "" && typeof f.detail === "string" && (f.field === undefined || typeof f.field === "string") &&
+    (f.findings === undefined || (Array.isArray(f.findings) && f.findings.every((x) => typeof x === "string")))
+  );
 }
 
 /** The outcome of one bounded hook call. */
@@ -70,5 +73,5 @@ export async function runHook(run: HookRun): Promise<CheckResult[]> {
     return [deny(run.check, run.field, `${run.what} failed`, `the ${run.what} gave an answer that is not a list of findings`)];
   }
   if (answer.length === 0) return [ok(run.check, run.okDetail, run.field)];
-  return answer.map((f) => deny(run.check, f.field ?? run.field, f.reason, f.detail));
+  return answer.map((f) => deny(run.check, f.field ?? run.field, f.reason, f.detail, f.findings === undefined ? undefined : [...f.findings]));
 }

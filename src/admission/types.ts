@@ -53,6 +53,12 @@ export interface CheckResult {
   readonly detail: string;
   /** Field path of the manifest, e.g. "spec.resources.memory" ("" when none applies). */
   readonly field: string;
+  /**
+   * The ids of what a violation is about (a vulnerability's id and its aliases). A waiver
+   * that names findings applies to a result only when one of them is among these ids,
+   * compared whole: never by a search of the detail, which may quote the image's own text.
+   */
+  readonly findings?: readonly string[];
 }
 
 /** A result as judged by the chain: with its mode, the policy that asked for it, any waiver. */
@@ -100,9 +106,10 @@ export type ParamsValidation<P> =
 export interface HookFinding {
   /** Short and stable, e.g. "vulnerability". */
   readonly reason: string;
-  /** Precise; waivers with `findings` match against it (e.g. it names a CVE id). */
   readonly detail: string;
   readonly field?: string;
+  /** The ids it is about (e.g. a CVE id); waivers with `findings` match these, whole. */
+  readonly findings?: readonly string[];
 }
 
 /**

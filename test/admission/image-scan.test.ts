@@ -161,7 +161,7 @@ describe("image-scan verdicts", () => {
   it("each blocking finding is one violation naming id, aliases, package, versions, severity and file; the summary rides beside", async () => {
     const rs = await check({ scan: hookOf(scanResult([HIGH, MED])) });
     expect(rs).toEqual([
-      { check: "image-scan", allowed: false, reason: "vulnerability", field: "spec.image", detail: HIGH_DETAIL },
+      { check: "image-scan", allowed: false, reason: "vulnerability", field: "spec.image", detail: HIGH_DETAIL, findings: ["DSA-5532-1", "CVE-2023-5363"] },
       {
         check: "image-scan",
         allowed: true,
@@ -273,6 +273,16 @@ describe("image-scan in the chain, with waivers", () => {
     const hooks = { scan: hookOf(scanResult([])) };
     expect((await evaluate(attrs(), aged, { now: NOW, hooks })).allowed).toBe(true);
     expect((await evaluate(attrs(), aged, { now: new Date(NOW.getTime() + 10 * 86_400_000), hooks })).allowed).toBe(false);
+  });
+
+  it("a waiver matches only the finding ids, not ids an image writes into a package name, a version or a file path", async () => {
+    const forged = finding({ id: "GHSA-aaaa-bbbb-cccc", aliases: [], package: "left-pad-CVE-2023-5363", ecosystem: "npm", installed: "1.0.0-CVE-2024-0001", fixed: "1.0.1", severity: { level: "critical", score: 9.8 }, sourceFile: "/app/CVE-2023-5363/package.json" });
+    const hooks = { scan: hookOf(scanResult([forged])) };
+    const d = await evaluate(attrs(), set, { now: NOW, hooks, waivers: [waiver(["CVE-2023-5363", "CVE-2024-0001"])] });
+    expect(d.allowed).toBe(false);
+    expect(d.denials.map((r) => [r.reason, r.waiver, r.findings])).toEqual([["vulnerability", undefined, ["GHSA-aaaa-bbbb-cccc"]]]);
+    const own = await evaluate(attrs(), set, { now: NOW, hooks, waivers: [waiver(["GHSA-aaaa-bbbb-cccc"])] });
+    expect(own.allowed).toBe(true);
   });
 
   it("a waiver of findings does not exempt a scanner failure", async () => {

@@ -9,8 +9,9 @@
  * Parameters (all optional):
  * - `maxSeverity`: critical | high | medium | low | none (default high): a finding at or
  *   above it is one violation, reason "vulnerability", whose detail names the id and its
- *   aliases (so a waiver with `findings: [CVE-…]` matches), the package, the installed and
- *   fixed versions, the severity and the source file;
+ *   aliases, the package, the installed and fixed versions, the severity and the source
+ *   file; the id and aliases are carried as the result's `findings` (what a waiver with
+ *   `findings: [CVE-…]` matches);
  * - `unknownSeverity`: the level a finding of unknown severity is judged at (default
  *   critical: it blocks);
  * - `ignoreUnfixed` (default false): findings with no fixed version do not block;
@@ -174,7 +175,9 @@ function judgeFindings(result: ScanResult, params: ImageScanParams): FindingsJud
   const hit = byParams?.get(params);
   if (hit !== undefined) return hit;
   const v = judgeScan(result, { ...params, maxDatabaseAgeMs: undefined }, new Date(0));
-  const violations: CheckResult[] = v.blocking.map((f) => Object.freeze(deny(NAME, FIELD, "vulnerability", findingDetail(f, params))));
+  const violations: CheckResult[] = v.blocking.map((f) =>
+    Object.freeze(deny(NAME, FIELD, "vulnerability", findingDetail(f, params), Object.freeze([f.id, ...f.aliases]))),
+  );
   if (v.emptyInventory && !params.allowEmptyInventory) {
     violations.push(
       Object.freeze(deny(NAME, FIELD, "no packages found", `the scanner found no package in ${result.imageId} (no dpkg, apk, npm or Python package metadata); allowEmptyInventory is false`)),
