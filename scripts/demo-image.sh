@@ -6,9 +6,18 @@
 # waits; it exits cleanly on SIGTERM. The image carries busybox-static's dpkg status
 # entry, as this machine installed it, and this machine's /etc/os-release, so that the
 # image scanner finds the one Debian package it holds (an image where the scanner finds
-# no package is refused). Usage: demo-image.sh [TAG] (default local/hello:1).
+# no package is refused). Usage: demo-image.sh [TAG] [--old-zlib] (default local/hello:1).
+# --old-zlib also records zlib1g 1:1.2.11.dfsg-4 (source zlib) in the dpkg status, a
+# version Debian lists as affected by CVE-2022-37434: the scan walkthrough's image with a
+# known critical finding. Only the record is added (the library's files are not in the
+# image): the scanner reads the package database, as it does in any Debian image.
 set -euo pipefail
 TAG="${1:-local/hello:1}"
+OLD_ZLIB="${2:-}"
+if [ -n "$OLD_ZLIB" ] && [ "$OLD_ZLIB" != "--old-zlib" ]; then
+  echo "demo-image: usage: demo-image.sh [TAG] [--old-zlib]" >&2
+  exit 2
+fi
 BUSYBOX=/bin/busybox
 if [ ! -x "$BUSYBOX" ]; then
   echo "demo-image: $BUSYBOX missing; install busybox-static (scripts/install-deps.sh)" >&2
@@ -23,6 +32,22 @@ for a in sh cat echo hostname id ls sleep test touch; do ln -s busybox "$ROOT/bi
 # The package's own status paragraph (Package, Version, Source, ...), for the scanner.
 dpkg-query --status busybox-static > "$ROOT"/var/lib/dpkg/status
 cat /etc/os-release > "$ROOT"/etc/os-release
+if [ -n "$OLD_ZLIB" ]; then
+  cat >> "$ROOT"/var/lib/dpkg/status <<'DPKG'
+
+Package: zlib1g
+Status: install ok installed
+Priority: required
+Section: libs
+Installed-Size: 168
+Maintainer: Mark Brown <broonie@debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: zlib
+Version: 1:1.2.11.dfsg-4
+Description: compression library - runtime
+DPKG
+fi
 cat > "$ROOT"/bin/hello <<'SH'
 #!/bin/sh
 trap 'exit 0' TERM

@@ -14,6 +14,7 @@ import {
   RevocationEnforcer,
   DeployPipeline,
   Readmission,
+  VulnRescan,
   type AdmissionGate,
   tlsServerOf,
   type Authorizer,
@@ -47,6 +48,8 @@ import {
   IMAGE_SCAN_CHECK,
   ScanCache,
   secretReferencesHook,
+  inventoryImage,
+  sbomOf,
   selectScanner,
   shippedAdmissionPolicyFiles,
   VulnDb,
@@ -188,6 +191,8 @@ export interface GatewayOptions {
   readonly reconcileIntervalMs?: number;
   /** How often running deployments are judged again against the policies in force (default 60 s). */
   readonly readmitIntervalMs?: number;
+  /** How often the vulnerability database version is checked for a new import, which rescans what runs (default 5 s). */
+  readonly rescanCheckMs?: number;
   /** Rollout timing: status poll interval, and how long a replica without a healthcheck must run to count as ready. */
   readonly rollout?: { readonly pollMs?: number; readonly settleMs?: number };
   /** Overrides config.secrets.tmpfsRoot (tests use their own). */
@@ -230,6 +235,10 @@ export interface Gateway {
   readonly scanner: Scanner;
   /** Scan results by (image id, database version). */
   readonly scanCache: ScanCache;
+  /** What the scan routes read: the database status, images' SBOMs, alerts. */
+  readonly scanViews: RouteContext["scan"];
+  /** Rescans what runs when a new vulnerability database is in force, and raises alerts. */
+  readonly rescan: VulnRescan;
   /** Renews the server certificate if two thirds of its life have passed. */
   renewServerCertificateIfDue(): boolean;
   close(): Promise<void>;
@@ -418,9 +427,50 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const policy = new PolicyService(store, audit, clock);
   const readmission = new Readmission(store, deployments, gate, (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed, audit, logger);
+  const rescan = new VulnRescan({
+    store,
+    controller: deployments,
+    gate,
+    policies: () => admissionPolicy.current().set,
+    databaseVersion: () => store.vulndb.activeId(),
+    previousResult: (imageId, version) => scanCache.get(scanner.kind, imageId, version, String(version)),
+    mayDeploy: (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed,
+    audit,
+    clock,
+    logger,
+  });
   const namespaces = new NamespaceService(store, audit, clock, {
     count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: store.secrets.countInNamespace(ns) }),
   });
+  const scanViews: RouteContext["scan"] = {
+    status: () => {
+      const active = vulndb.status();
+      const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+      return {
+        scanner: scanner.kind,
+        ...(active !== undefined ? { active: { ...active, importedAt: active.importedAt.toISOString() } } : {}),
+        imports: vulndb.imports().map((i) => ({
+          version: i.id,
+          sources: i.sources,
+          state: i.state,
+          records: i.records,
+          newestModified: i.newestModified,
+          importedAt: iso(i.importedAt),
+          importedBy: i.importedBy,
+          activatedAt: iso(i.activatedAt),
+          endedAt: iso(i.endedAt),
+        })),
+      };
+    },
+    sbom: async (node, image) => {
+      const engine = nodes.engine(node);
+      const details = await engine.inspectImage(image);
+      if (details === undefined) throw pcError("PC_SCAN_IMAGE_UNREADABLE", `node ${node} does not hold ${image}`);
+      const { inventory } = await inventoryImage(await engine.exportImage(details.id));
+      return sbomOf(details.id, inventory, { imageName: image, clock });
+    },
+    alerts: (kind) => store.alerts.list(kind !== undefined ? { kind } : {}).map((a) => ({ ...a, createdAt: new Date(a.createdAt).toISOString() })),
+  };
   const ctx: RouteContext = {
     pki,
     policy,
@@ -437,6 +487,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     apiAddress: () => apiAddress,
     health: opts.health ?? (() => localHealth(store, engine)),
     secrets,
+    scan: scanViews,
     secretUsers: {
       running: (ns, name) => {
         const d = store.deployments.get(ns, name);
@@ -483,6 +534,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   enforcer.start();
   reconciler.start();
   readmission.start(opts.readmitIntervalMs ?? 60_000);
+  rescan.start(opts.rescanCheckMs ?? 5_000);
   // Resumes a KEK rotation that a stop or a crash cut short.
   secrets.startRewrap();
 
@@ -534,6 +586,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     vulndb,
     scanner,
     scanCache,
+    rescan,
+    scanViews,
     renewServerCertificateIfDue: () => {
       const renewed = renewIfDue();
       if (renewed) {
@@ -549,6 +603,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await Promise.allSettled([api.close(), bootstrap.close()]);
         await reconciler.stop();
         await readmission.stop();
+        await rescan.stop();
         await secrets.stop();
         await vulndbCleanup;
         try {

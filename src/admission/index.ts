@@ -56,6 +56,7 @@ export {
   cleanupVulnDb,
   importVulnDb,
   inventoryImage,
+  judgeScan,
   readImageFiles,
   sbomOf,
   VulnDb,
