@@ -9,8 +9,11 @@
  * that selects the namespace says `onNewFindings: stop`: then those deployments are
  * stopped (desired replicas 0, `deploy.stopped`).
  *
- * A previous result that is no longer kept counts as empty: every blocking finding is
- * then new (an alert too many, never one too few). A deployment that cannot be judged is
+ * The last version rescanned is kept in the store (`scan_rescans`), so an import made
+ * while the gateway was down is rescanned at its first check after the start. A previous
+ * result that is no longer kept counts as empty: every blocking finding is then new (an
+ * alert too many, never one too few; for a deployment that was admitted, its blocking
+ * findings under the old database were waived or none). A deployment that cannot be judged is
  * logged and left as it is; the periodic re-admission reports it.
  */
 import { randomBytes } from "node:crypto";
@@ -66,7 +69,13 @@ export class VulnRescan {
   private running: Promise<RescanReport | undefined> | undefined;
 
   constructor(private readonly deps: RescanDeps) {
-    this.seen = safe(() => deps.databaseVersion());
+    // Where the last rescan ended, kept across restarts: an import made while the gateway
+    // was down is rescanned at its first check. A first database is the baseline.
+    this.seen = safe(() => deps.store.alerts.lastRescan());
+    if (this.seen === undefined) {
+      this.seen = safe(() => deps.databaseVersion());
+      if (this.seen !== undefined) deps.store.alerts.rescanDone(this.seen, deps.clock.now().getTime());
+    }
   }
 
   /** Checks the version in force every `intervalMs`. */
@@ -100,9 +109,16 @@ export class VulnRescan {
     const version = safe(() => this.deps.databaseVersion());
     const previous = this.seen;
     if (version === undefined || version === previous) return undefined;
+    if (previous === undefined) {
+      // The first database: admission scanned nothing against another one.
+      this.deps.store.alerts.rescanDone(version, this.deps.clock.now().getTime());
+      this.seen = version;
+      return undefined;
+    }
+    const report = await this.rescan(version, previous);
+    this.deps.store.alerts.rescanDone(version, this.deps.clock.now().getTime());
     this.seen = version;
-    if (previous === undefined) return undefined; // the first database: admission scanned nothing against another one
-    return this.rescan(version, previous);
+    return report;
   }
 
   private async rescan(version: number, previous: number): Promise<RescanReport> {

@@ -458,7 +458,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 9,
-    name: "alerts",
+    name: "alerts; vulnerability database versions rescanned",
     sql: `
       -- Alerts the gateway raises (first: new blocking findings of running images after a
       -- vulnerability database import). Kept for good.
@@ -471,6 +471,14 @@ export const MIGRATIONS: readonly Migration[] = [
         created_at      INTEGER NOT NULL
       );
       CREATE INDEX alerts_created ON alerts(created_at);
+
+      -- The vulnerability database versions whose rescan of running images is done (or,
+      -- for the first one a gateway sees, taken as the baseline): the highest is where
+      -- the next rescan starts from, across restarts.
+      CREATE TABLE scan_rescans (
+        version         INTEGER PRIMARY KEY,
+        done_at         INTEGER NOT NULL
+      );
     `,
   },
 ];

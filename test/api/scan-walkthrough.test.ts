@@ -21,6 +21,7 @@ const run = newTestRun();
 const engine = new DockerEngine();
 const NS = `scan-${run.id}`;
 const STOP_NS = `scanstop-${run.id}`;
+const LATER_NS = `scanlater-${run.id}`;
 const REPO = "portcullis-test/legacy";
 const TAG = `${REPO}:${run.id}`;
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -42,8 +43,8 @@ describeDocker("the README's scan walkthrough", () => {
   beforeAll(async () => {
     // No database yet: the walkthrough imports the shipped example one with the CLI.
     tg = await startTestGateway({ vulndb: false, start: { rescanCheckMs: 200, reconcileIntervalMs: 500, rollout: { pollMs: 100, settleMs: 500 } } });
-    for (const ns of [NS, STOP_NS]) tg.gw.namespaces.create(ns, { "portcullis.io/runtime": "sandboxed" }, { identity: "user:admin" });
-    for (const ns of [NS, STOP_NS]) tg.gw.policy.bind("user:dev1", "developer", ns, { identity: "user:admin" });
+    for (const ns of [NS, STOP_NS, LATER_NS]) tg.gw.namespaces.create(ns, { "portcullis.io/runtime": "sandboxed" }, { identity: "user:admin" });
+    for (const ns of [NS, STOP_NS, LATER_NS]) tg.gw.policy.bind("user:dev1", "developer", ns, { identity: "user:admin" });
     tg.gw.policy.bind("user:sec", "security-admin", "*", { identity: "user:admin" });
     dev = writeProfile(tg, "dev1", tg.issueClient("user:dev1"), "user:dev1");
     sec = writeProfile(tg, "sec", tg.issueClient("user:sec"), "user:sec");
@@ -52,7 +53,7 @@ describeDocker("the README's scan walkthrough", () => {
 
   afterAll(async () => {
     await tg?.close();
-    await cleanupDeployments(engine, tg.gw.deployments.gatewayId, [NS, STOP_NS], run).catch(() => undefined);
+    await cleanupDeployments(engine, tg.gw.deployments.gatewayId, [NS, STOP_NS, LATER_NS], run).catch(() => undefined);
     await engine.removeImage(TAG).catch(() => undefined);
   });
 
@@ -151,6 +152,30 @@ spec:
       expect(await until(() => (tg.gw.store.deployments.get(STOP_NS, "hello")?.replicas === 0 ? true : undefined), 30_000)).toBe(true);
     } finally {
       await engine.removeImage(`${REPO}-plain:${run.id}`).catch(() => undefined);
+    }
+  }, { runtimes: ["runsc"] }, 240_000);
+
+  itDocker("an import made while the gateway is down is rescanned when it starts again", async () => {
+    const tag = `${REPO}-later:${run.id}`;
+    const { stdout: id } = await promisify(execFile)("bash", [resolve(ROOT, "scripts/demo-image.sh"), tag]);
+    try {
+      // A database under which the plain demo image is clean, then a deploy.
+      const imported = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv"), "--data-dir", tg.dataDir]);
+      expect(imported.code, imported.stderr).toBe(0);
+      const manifest = readFileSync(resolve(ROOT, "examples/hello.yaml"), "utf8").replace("namespace: payments", `namespace: ${LATER_NS}`).replaceAll("local/hello:1", `${REPO}-later@${id.trim()}`);
+      const r = await cli(dev, ["deploy", "-f", writeFile(tg, "later.yaml", manifest)]);
+      expect(r.code, r.stderr).toBe(0);
+      await until(() => (tg.gw.store.alerts.lastRescan() === tg.gw.store.vulndb.activeId() ? true : undefined), 10_000);
+      const before = tg.gw.store.alerts.list().length;
+      await tg.stop();
+      const next = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv-next"), "--data-dir", tg.dataDir]);
+      expect(next.code, next.stderr).toBe(0);
+      tg = await tg.restart();
+      const alert = await until(() => (tg.gw.store.alerts.list().length > before ? tg.gw.store.alerts.list()[0] : undefined), 60_000);
+      expect(alert).toMatchObject({ namespace: LATER_NS, deployments: ["hello"], detail: { findings: { hello: ["PCDEMO-2026-0001"] }, stopped: [] } });
+      expect(tg.gw.store.alerts.lastRescan()).toBe(tg.gw.store.vulndb.activeId());
+    } finally {
+      await engine.removeImage(tag).catch(() => undefined);
     }
   }, { runtimes: ["runsc"] }, 240_000);
 });

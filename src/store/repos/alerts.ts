@@ -48,4 +48,14 @@ export class AlertRepo {
     ) as Row[];
     return rows.map(fromRow);
   }
+
+  /** The highest database version whose rescan is done, if any. */
+  lastRescan(): number | undefined {
+    const r = this.db.prepare("SELECT MAX(version) AS v FROM scan_rescans").get() as { v: number | null };
+    return r.v ?? undefined;
+  }
+
+  rescanDone(version: number, at: number): void {
+    this.db.prepare("INSERT OR IGNORE INTO scan_rescans (version, done_at) VALUES (?, ?)").run(version, at);
+  }
 }
