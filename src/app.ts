@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { AuditLog, auditSignerFrom, issueAuditCredentials, loadAuditCredentials, loadOrCreateHmacKey, renewAuditCredentialsIfDue, type AuditSource } from "./audit/index.js";
 import type { Clock, GatewayConfig, Logger } from "./core/index.js";
-import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, secretsConfigOf, systemClock } from "./core/index.js";
+import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, scanConfigOf, secretsConfigOf, systemClock } from "./core/index.js";
 import {
   apiRoutes,
   apiTlsOptions,
@@ -14,6 +14,7 @@ import {
   RevocationEnforcer,
   DeployPipeline,
   Readmission,
+  VulnRescan,
   type AdmissionGate,
   tlsServerOf,
   type Authorizer,
@@ -39,7 +40,23 @@ import {
   type Actor,
 } from "./pki/index.js";
 import { NamespaceService, PolicyService, shippedPolicyCsv } from "./rbac/index.js";
-import { AdmissionPolicyService, evaluate as evaluateAdmission, secretReferencesHook, shippedAdmissionPolicyFiles, WaiverService, type AdmissionPolicyFile } from "./admission/index.js";
+import {
+  AdmissionPolicyService,
+  cachedScanHook,
+  cleanupVulnDb,
+  evaluate as evaluateAdmission,
+  IMAGE_SCAN_CHECK,
+  ScanCache,
+  secretReferencesHook,
+  inventoryImage,
+  sbomOf,
+  selectScanner,
+  shippedAdmissionPolicyFiles,
+  VulnDb,
+  WaiverService,
+  type AdmissionPolicyFile,
+  type Scanner,
+} from "./admission/index.js";
 import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LOCAL_NODE, NodeRegistry, Reconciler, SecretFiles } from "./runtime/index.js";
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
@@ -174,10 +191,16 @@ export interface GatewayOptions {
   readonly reconcileIntervalMs?: number;
   /** How often running deployments are judged again against the policies in force (default 60 s). */
   readonly readmitIntervalMs?: number;
+  /** How often the vulnerability database version is checked for a new import, which rescans what runs (default 5 s). */
+  readonly rescanCheckMs?: number;
   /** Rollout timing: status poll interval, and how long a replica without a healthcheck must run to count as ready. */
   readonly rollout?: { readonly pollMs?: number; readonly settleMs?: number };
   /** Overrides config.secrets.tmpfsRoot (tests use their own). */
   readonly secretsTmpfsRoot?: string;
+  /** Overrides config.scan.timeoutMs: how long one admission waits for an image's scan. */
+  readonly scanTimeoutMs?: number;
+  /** PATH the scanner looks for trivy in (default the process's); "" uses the built-in scanner unless config.scan.trivyPath is set. */
+  readonly scannerPathEnv?: string;
 }
 
 export interface Gateway {
@@ -206,6 +229,16 @@ export interface Gateway {
   readonly enforcer: RevocationEnforcer;
   /** The secret store (envelope-encrypted versions, the keyring, KEK rotation). */
   readonly secrets: SecretService;
+  /** The offline vulnerability database in force. */
+  readonly vulndb: VulnDb;
+  /** The image scanner admission uses (trivy when configured or found, else the built-in one). */
+  readonly scanner: Scanner;
+  /** Scan results by (image id, database version). */
+  readonly scanCache: ScanCache;
+  /** What the scan routes read: the database status, images' SBOMs, alerts. */
+  readonly scanViews: RouteContext["scan"];
+  /** Rescans what runs when a new vulnerability database is in force, and raises alerts. */
+  readonly rescan: VulnRescan;
   /** Renews the server certificate if two thirds of its life have passed. */
   renewServerCertificateIfDue(): boolean;
   close(): Promise<void>;
@@ -247,6 +280,22 @@ async function localHealth(store: Store, engine: DockerEngine): Promise<Record<s
     engineStatus = { status: "unreachable" };
   }
   return { status: store.isOpen ? "ok" : "unavailable", version: VERSION, store: store.isOpen ? "ok" : "closed", engine: engineStatus };
+}
+
+/**
+ * A `docker save` stream of an image id from the first node (in the registry's order)
+ * whose engine holds it; PC_SCAN_IMAGE_UNREADABLE when none does or none answers.
+ */
+async function exportFromNodes(nodes: NodeRegistry, imageId: string): Promise<NodeJS.ReadableStream> {
+  for (const n of nodes.list()) {
+    try {
+      const engine = nodes.engine(n.name);
+      if ((await engine.inspectImage(imageId)) !== undefined) return await engine.exportImage(imageId);
+    } catch {
+      // an unreachable node: the next one may hold the image
+    }
+  }
+  throw pcError("PC_SCAN_IMAGE_UNREADABLE", `no node holds ${imageId}`);
 }
 
 /** Opens the data directory and starts both listeners. */
@@ -320,10 +369,34 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     mayUse: (identity, ns) => policy.decide(identity, ns, "secrets", "use").allowed,
   });
+  // The image scanner: an image is exported from a node that holds it (the scan is by
+  // image id, the same on every node that has it).
+  const scanConfig = scanConfigOf(config);
+  const scanTimeoutMs = opts.scanTimeoutMs ?? scanConfig.timeoutMs;
+  const vulndb = new VulnDb(store);
+  const scanner = selectScanner({
+    vulndb,
+    exportImage: (imageId) => exportFromNodes(nodes, imageId),
+    clock,
+    timeoutMs: scanTimeoutMs,
+    ...(scanConfig.trivyPath !== undefined ? { trivyPath: scanConfig.trivyPath } : {}),
+    ...(scanConfig.trivyServer !== undefined ? { serverUrl: scanConfig.trivyServer } : {}),
+    ...(opts.scannerPathEnv !== undefined ? { pathEnv: opts.scannerPathEnv } : {}),
+  });
+  const scanCache = new ScanCache(store, { clock });
+  const scanHook = cachedScanHook(scanner, scanCache, scanTimeoutMs);
+  // Imports a crash left `loading`, and the rows of replaced imports, are cleared in the background.
+  const vulndbCleanup = cleanupVulnDb(store, { clock }).catch((e: unknown) => logger.error({ err: String(e) }, "vulnerability database cleanup failed"));
   const gate: AdmissionGate = {
     evaluate: (attrs) => {
       const now = clock.now();
-      return evaluateAdmission(attrs, admissionPolicy.current().set, { now, waivers: waivers.active(attrs.namespace.name, now), hooks: { secrets: secretHook } });
+      return evaluateAdmission(attrs, admissionPolicy.current().set, {
+        now,
+        waivers: waivers.active(attrs.namespace.name, now),
+        hooks: { secrets: secretHook, scan: scanHook },
+        // The scan check waits for the scan hook, and a little more.
+        checkTimeouts: { [IMAGE_SCAN_CHECK]: scanTimeoutMs + 1_000 },
+      });
     },
   };
   const deploy = {
@@ -354,9 +427,50 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const policy = new PolicyService(store, audit, clock);
   const readmission = new Readmission(store, deployments, gate, (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed, audit, logger);
+  const rescan = new VulnRescan({
+    store,
+    controller: deployments,
+    gate,
+    policies: () => admissionPolicy.current().set,
+    databaseVersion: () => store.vulndb.activeId(),
+    previousResult: (imageId, version) => scanCache.get(scanner.kind, imageId, version, String(version)),
+    mayDeploy: (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed,
+    audit,
+    clock,
+    logger,
+  });
   const namespaces = new NamespaceService(store, audit, clock, {
     count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: store.secrets.countInNamespace(ns) }),
   });
+  const scanViews: RouteContext["scan"] = {
+    status: () => {
+      const active = vulndb.status();
+      const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+      return {
+        scanner: scanner.kind,
+        ...(active !== undefined ? { active: { ...active, importedAt: active.importedAt.toISOString() } } : {}),
+        imports: vulndb.imports().map((i) => ({
+          version: i.id,
+          sources: i.sources,
+          state: i.state,
+          records: i.records,
+          newestModified: i.newestModified,
+          importedAt: iso(i.importedAt),
+          importedBy: i.importedBy,
+          activatedAt: iso(i.activatedAt),
+          endedAt: iso(i.endedAt),
+        })),
+      };
+    },
+    sbom: async (node, image) => {
+      const engine = nodes.engine(node);
+      const details = await engine.inspectImage(image);
+      if (details === undefined) throw pcError("PC_SCAN_IMAGE_UNREADABLE", `node ${node} does not hold ${image}`);
+      const { inventory } = await inventoryImage(await engine.exportImage(details.id));
+      return sbomOf(details.id, inventory, { imageName: image, clock });
+    },
+    alerts: (kind) => store.alerts.list(kind !== undefined ? { kind } : {}).map((a) => ({ ...a, createdAt: new Date(a.createdAt).toISOString() })),
+  };
   const ctx: RouteContext = {
     pki,
     policy,
@@ -373,6 +487,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     apiAddress: () => apiAddress,
     health: opts.health ?? (() => localHealth(store, engine)),
     secrets,
+    scan: scanViews,
     secretUsers: {
       running: (ns, name) => {
         const d = store.deployments.get(ns, name);
@@ -419,6 +534,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   enforcer.start();
   reconciler.start();
   readmission.start(opts.readmitIntervalMs ?? 60_000);
+  rescan.start(opts.rescanCheckMs ?? 5_000);
   // Resumes a KEK rotation that a stop or a crash cut short.
   secrets.startRewrap();
 
@@ -467,6 +583,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     config,
     enforcer,
     secrets,
+    vulndb,
+    scanner,
+    scanCache,
+    rescan,
+    scanViews,
     renewServerCertificateIfDue: () => {
       const renewed = renewIfDue();
       if (renewed) {
@@ -482,7 +603,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await Promise.allSettled([api.close(), bootstrap.close()]);
         await reconciler.stop();
         await readmission.stop();
+        await rescan.stop();
         await secrets.stop();
+        await vulndbCleanup;
         try {
           await audit.close(); // the last group commit, and a checkpoint over the end
         } catch (e) {

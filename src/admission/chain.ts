@@ -16,6 +16,8 @@
  * violations deny and no waiver exempts them, so a missing or weakened policy never lets
  * a secret through unchecked.
  *
+ * Waivers of named findings match a result's `findings` ids, whole (see findingsMatch).
+ *
  * Aggregation: denials are enforce-mode violations no waiver covers; warnings are
  * warn-mode violations and waived ones; audit-mode violations stay in `results` only.
  */
@@ -41,6 +43,8 @@ export interface EvaluateOptions {
   readonly hooks?: AdmissionHooks;
   /** How long one check may take (default DEFAULT_CHECK_TIMEOUT_MS). */
   readonly checkTimeoutMs?: number;
+  /** Per check, a longer (or shorter) budget than `checkTimeoutMs` (image-scan: a cold scan). */
+  readonly checkTimeouts?: Readonly<Record<string, number>>;
   /** The checks by name; CHECKS unless given. */
   readonly checks?: ReadonlyMap<string, CheckDefinition<unknown>>;
 }
@@ -112,14 +116,16 @@ async function runOne(
   };
   const def = (opts.checks ?? CHECKS).get(pc.check);
   if (def === undefined) return failed("check failed", `check ${pc.check} is not known`);
-  const timeoutMs = opts.checkTimeoutMs !== undefined && opts.checkTimeoutMs > 0 ? opts.checkTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
+  const own = opts.checkTimeouts !== undefined && Object.prototype.hasOwnProperty.call(opts.checkTimeouts, pc.check) ? opts.checkTimeouts[pc.check] : undefined;
+  const timeoutMs =
+    own !== undefined && own > 0 ? own : opts.checkTimeoutMs !== undefined && opts.checkTimeoutMs > 0 ? opts.checkTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"timed out">((resolve) => {
     timer = setTimeout(() => resolve("timed out"), timeoutMs);
   });
   let answer: unknown;
   try {
-    const running = Promise.resolve().then(() => def.run(attrs, pc.params, { hooks: opts.hooks ?? {} }));
+    const running = Promise.resolve().then(() => def.run(attrs, pc.params, { hooks: opts.hooks ?? {}, now: opts.now }));
     answer = await Promise.race([running, late]);
   } catch {
     return failed("check failed", `check ${pc.check} failed; the request is denied`);
@@ -136,6 +142,7 @@ async function runOne(
     reason: r.reason,
     detail: r.detail,
     field: r.field,
+    ...(r.findings !== undefined ? { findings: [...r.findings] } : {}),
     mode: pc.mode,
     policy,
   }));
@@ -144,7 +151,10 @@ async function runOne(
 function isResult(v: unknown): v is CheckResult {
   if (typeof v !== "object" || v === null) return false;
   const r = v as Record<string, unknown>;
-  return typeof r.allowed === "boolean" && typeof r.reason === "string" && r.reason !== "" && typeof r.detail === "string" && typeof r.field === "string";
+  return (
+    typeof r.allowed === "boolean" && typeof r.reason === "string" && r.reason !== "" && typeof r.detail === "string" && typeof r.field === "string" &&
+    (r.findings === undefined || (Array.isArray(r.findings) && r.findings.every((f) => typeof f === "string")))
+  );
 }
 
 /** True when the waiver is in force at `now` for this result of this request. */
@@ -153,8 +163,20 @@ export function waiverApplies(w: ActiveWaiver, r: CheckResult, attrs: AdmissionA
   if (w.check !== r.check || w.scope.namespace !== attrs.namespace.name) return false;
   if (w.scope.deployment !== undefined && w.scope.deployment !== attrs.spec.name) return false;
   if (w.scope.imageDigest !== undefined && w.scope.imageDigest !== admittedImageDigest(attrs)) return false;
-  if (w.findings !== undefined && !w.findings.some((f) => f !== "" && r.detail.includes(f))) return false;
+  if (w.findings !== undefined && !findingsMatch(w.findings, r.findings)) return false;
   return true;
+}
+
+/**
+ * A waiver's findings against a result's: one id in common, compared whole (ASCII case
+ * folded: CVE ids are written either way). A result that names no ids matches no waiver
+ * of findings; the detail is never searched, since an image can write any text into it
+ * (a package name, a version, a file path).
+ */
+function findingsMatch(waived: readonly string[], found: readonly string[] | undefined): boolean {
+  if (found === undefined || found.length === 0) return false;
+  const ids = new Set(found.map((f) => f.toUpperCase()));
+  return waived.some((f) => f !== "" && ids.has(f.toUpperCase()));
 }
 
 function applyWaivers(results: EvaluatedResult[], attrs: AdmissionAttributes, opts: EvaluateOptions, chainMade: Set<EvaluatedResult>): EvaluatedResult[] {

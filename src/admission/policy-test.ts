@@ -4,6 +4,14 @@
  *
  *   policies: [../baseline.yaml]   # optional: policy files relative to this file;
  *                                  # absent: the shipped policies (a caller may give a set)
+ *   scan:                          # optional: what the scanner reports for every case's
+ *                                  # image (a case's own `scan` replaces it); absent:
+ *                                  # no scanner is configured
+ *     packages: 12                 # packages found (0: an empty inventory)
+ *     databaseBuiltAt: "2026-01-01T00:00:00Z"   # optional: the database's newest record
+ *     findings:                    # optional
+ *       - { id: CVE-2023-0001, aliases: [DSA-1-1], package: openssl, installed: 3.0.1,
+ *           fixed: 3.0.2, severity: critical, score: 9.8 }
  *   cases:                         # required, at least one
  *     - name: root image is refused            # required, unique in the file
  *       namespace: { name: payments, labels: { tier: prod } }   # optional; default: the
@@ -14,6 +22,7 @@
  *                                  # default: the requester, verified, may deploy
  *       manifest: { ... }          # required: a Deployment manifest, inline
  *       image: { idsByNode: { node-1: "sha256:..." }, user: "1000:1000" }   # optional
+ *       scan: { packages: 3, findings: [...] }   # optional, as the file's `scan`
  *       expect: deny               # required: allow | deny
  *       denials: [hardening]       # optional: exactly the checks that must deny
  *
@@ -29,6 +38,7 @@ import { evaluate } from "./chain.js";
 import { parseAdmissionPolicies } from "./policy.js";
 import { shippedAdmissionPolicySet } from "./shipped.js";
 import { formatPath, isPlainMap, parseFieldPath, readStrictYaml, type FieldPath } from "./strict-yaml.js";
+import { SEVERITY_LEVELS, type FindingSeverityLevel, type ScanFinding, type ScanResult } from "./scanner/scanner.js";
 import type { AdmissionAttributes, AdmissionHooks, AdmissionPolicySet, ImageFacts, PolicyFile } from "./types.js";
 
 export const MAX_ADMISSION_TEST_BYTES = 1024 * 1024;
@@ -40,11 +50,21 @@ export interface AdmissionTestCase {
   readonly attrs: AdmissionAttributes;
   readonly expect: Verdict;
   readonly denials?: readonly string[];
+  /** What the scanner reports for this case's image (else the file's `scan`). */
+  readonly scan?: AdmissionTestScan;
+}
+
+/** A scanner's report as a test case states it. */
+export interface AdmissionTestScan {
+  readonly packages: number;
+  readonly databaseBuiltAt?: string;
+  readonly findings: readonly ScanFinding[];
 }
 
 export interface AdmissionTestFile {
   /** The policy paths as written (relative to the test file). */
   readonly policies?: readonly string[];
+  readonly scan?: AdmissionTestScan;
   readonly cases: readonly AdmissionTestCase[];
 }
 
@@ -76,8 +96,8 @@ export interface AdmissionTestOptions {
   readonly hooks?: AdmissionHooks;
 }
 
-const TOP = ["policies", "cases"];
-const CASE = ["name", "namespace", "operation", "requester", "signer", "manifest", "image", "expect", "denials"];
+const TOP = ["policies", "scan", "cases"];
+const CASE = ["name", "namespace", "operation", "requester", "signer", "manifest", "image", "scan", "expect", "denials"];
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** Parses and checks a test file; throws PC_ADMISSION_TEST_INVALID listing every problem. */
@@ -106,6 +126,7 @@ export function parseAdmissionTestFile(yamlText: string): AdmissionTestFile {
       bad(["policies"], "must be a non-empty list of paths");
     } else policies = root.policies as string[];
   }
+  const scan = root.scan === undefined ? undefined : parseScan(root.scan, ["scan"], bad, keys);
   const cases: AdmissionTestCase[] = [];
   if (!Array.isArray(root.cases) || root.cases.length === 0) bad(["cases"], "must be a non-empty list");
   else {
@@ -122,7 +143,7 @@ export function parseAdmissionTestFile(yamlText: string): AdmissionTestFile {
     });
   }
   if (issues.length > 0) throw invalid(issues);
-  return policies === undefined ? { cases } : { policies, cases };
+  return { ...(policies !== undefined ? { policies } : {}), ...(scan !== undefined ? { scan } : {}), cases };
 }
 
 type Bad = (path: FieldPath, reason: string) => undefined;
@@ -185,6 +206,7 @@ function parseCase(
     }
   }
   const image = c.image === undefined ? undefined : parseImage(c.image, at("image"), bad, keys, spec?.image ?? "");
+  const scan = c.scan === undefined ? undefined : parseScan(c.scan, at("scan"), bad, keys);
   let denials: string[] | undefined;
   if (c.denials !== undefined) {
     if (!Array.isArray(c.denials) || !c.denials.every((d) => typeof d === "string" && d !== "")) bad(at("denials"), "must be a list of check names");
@@ -201,7 +223,7 @@ function parseCase(
     ...(image === undefined ? {} : { image }),
     signer,
   };
-  const tc: AdmissionTestCase = { name, line: lineOf(path), attrs, expect };
+  const tc: AdmissionTestCase = { name, line: lineOf(path), attrs, expect, ...(scan !== undefined ? { scan } : {}) };
   return denials === undefined ? tc : { ...tc, denials };
 }
 
@@ -226,6 +248,73 @@ function parseImage(
   return typeof v.user === "string" ? { reference, idsByNode: ids, user: v.user } : { reference, idsByNode: ids };
 }
 
+const FINDING_KEYS = ["id", "aliases", "package", "installed", "fixed", "severity", "score"];
+const TEXT = (v: unknown): v is string => typeof v === "string" && v !== "" && v.length <= 200;
+
+function parseScan(
+  v: unknown,
+  path: FieldPath,
+  bad: Bad,
+  keys: (v: Record<string, unknown>, path: FieldPath, allowed: readonly string[]) => void,
+): AdmissionTestScan | undefined {
+  if (!isPlainMap(v)) return bad(path, "must be a map (packages, databaseBuiltAt, findings)");
+  keys(v, path, ["packages", "databaseBuiltAt", "findings"]);
+  const packages = v.packages;
+  if (typeof packages !== "number" || !Number.isSafeInteger(packages) || packages < 0) return bad([...path, "packages"], "is required: a number of packages, 0 or more");
+  if (v.databaseBuiltAt !== undefined && (typeof v.databaseBuiltAt !== "string" || !Number.isFinite(Date.parse(v.databaseBuiltAt)))) {
+    return bad([...path, "databaseBuiltAt"], "must be an ISO 8601 time");
+  }
+  const findings: ScanFinding[] = [];
+  if (v.findings !== undefined) {
+    if (!Array.isArray(v.findings)) return bad([...path, "findings"], "must be a list of findings");
+    v.findings.forEach((f: unknown, i: number) => {
+      const at = [...path, "findings", i];
+      if (!isPlainMap(f)) return bad(at, "must be a map (id, aliases, package, installed, fixed, severity, score)");
+      keys(f, at, FINDING_KEYS);
+      for (const k of ["id", "package", "installed"]) if (!TEXT(f[k])) bad([...at, k], "is required: a non-empty string");
+      if (f.fixed !== undefined && !TEXT(f.fixed)) bad([...at, "fixed"], "must be a non-empty string");
+      if (f.aliases !== undefined && (!Array.isArray(f.aliases) || !f.aliases.every(TEXT))) bad([...at, "aliases"], "must be a list of ids");
+      if (!(SEVERITY_LEVELS as readonly unknown[]).includes(f.severity)) bad([...at, "severity"], `is required: one of ${SEVERITY_LEVELS.join(", ")}`);
+      if (f.score !== undefined && (typeof f.score !== "number" || f.score < 0 || f.score > 10)) bad([...at, "score"], "must be a number from 0 to 10");
+      if (!TEXT(f.id) || !TEXT(f.package) || !TEXT(f.installed) || !(SEVERITY_LEVELS as readonly unknown[]).includes(f.severity)) return;
+      findings.push({
+        id: f.id,
+        aliases: Array.isArray(f.aliases) ? (f.aliases as string[]) : [],
+        package: f.package,
+        ecosystem: "Debian",
+        installed: f.installed,
+        ...(TEXT(f.fixed) ? { fixed: f.fixed } : {}),
+        severity: { level: f.severity as FindingSeverityLevel, ...(typeof f.score === "number" ? { score: f.score } : {}) },
+        sourceFile: "/var/lib/dpkg/status",
+      });
+      return;
+    });
+  }
+  return { packages, findings, ...(typeof v.databaseBuiltAt === "string" ? { databaseBuiltAt: v.databaseBuiltAt } : {}) };
+}
+
+/** A scan hook that answers what a test states, for any image. */
+function statedScanHook(scan: AdmissionTestScan, now: Date): NonNullable<AdmissionHooks["scan"]> {
+  return {
+    scan: async (imageId): Promise<ScanResult> => ({
+      imageId,
+      scanner: "builtin",
+      sbom: {
+        bomFormat: "CycloneDX",
+        specVersion: "1.5",
+        serialNumber: "urn:uuid:00000000-0000-4000-8000-000000000000",
+        version: 1,
+        metadata: { timestamp: now.toISOString(), tools: { components: [] }, component: { type: "container", name: imageId } },
+        components: [],
+      },
+      inventory: { packages: scan.packages > 0 ? { Debian: scan.packages } : {}, total: scan.packages },
+      findings: scan.findings,
+      database: { source: "admission test", version: "test", ...(scan.databaseBuiltAt !== undefined ? { builtAt: scan.databaseBuiltAt } : {}) },
+      scannedAt: now.toISOString(),
+    }),
+  };
+}
+
 function invalid(issues: readonly AdmissionTestIssue[]) {
   const sorted = [...issues].sort((a, b) => a.line - b.line);
   const detail = sorted.map((i) => `line ${i.line}${i.field ? ` (${i.field})` : ""}: ${i.reason}`).join("; ");
@@ -237,7 +326,9 @@ export async function runParsedAdmissionTests(file: AdmissionTestFile, set: Admi
   const now = opts.now ?? new Date();
   const cases: AdmissionTestCaseResult[] = [];
   for (const c of file.cases) {
-    const decision = await evaluate(c.attrs, set, { now, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
+    const stated = c.scan ?? file.scan;
+    const hooks: AdmissionHooks | undefined = stated === undefined ? opts.hooks : { ...(opts.hooks ?? {}), scan: statedScanHook(stated, now) };
+    const decision = await evaluate(c.attrs, set, { now, ...(hooks ? { hooks } : {}) });
     const got: Verdict = decision.allowed ? "allow" : "deny";
     const denials = decision.denials.map((d) => `${d.check}: ${d.reason}`);
     let reason: string | undefined;

@@ -1,8 +1,8 @@
 /** Building check results. */
 import type { CheckResult } from "./types.js";
 
-export function deny(check: string, field: string, reason: string, detail: string): CheckResult {
-  return { check, allowed: false, reason, detail, field };
+export function deny(check: string, field: string, reason: string, detail: string, findings?: readonly string[]): CheckResult {
+  return findings === undefined ? { check, allowed: false, reason, detail, field } : { check, allowed: false, reason, detail, field, findings };
 }
 
 export function ok(check: string, detail: string, field = ""): CheckResult {

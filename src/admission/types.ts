@@ -4,6 +4,7 @@
  * closed on a throw, a timeout or a missing input, and aggregates every result.
  */
 import type { DeployOperation, DeploymentSpec, Manifest } from "../deploy/index.js";
+import type { ScanResult } from "./scanner/scanner.js";
 
 export const CHECK_MODES = ["enforce", "warn", "audit"] as const;
 /** enforce: a failing result denies; warn: allowed, returned as a warning; audit: allowed, recorded. */
@@ -52,6 +53,12 @@ export interface CheckResult {
   readonly detail: string;
   /** Field path of the manifest, e.g. "spec.resources.memory" ("" when none applies). */
   readonly field: string;
+  /**
+   * The ids of what a violation is about (a vulnerability's id and its aliases). A waiver
+   * that names findings applies to a result only when one of them is among these ids,
+   * compared whole: never by a search of the detail, which may quote the image's own text.
+   */
+  readonly findings?: readonly string[];
 }
 
 /** A result as judged by the chain: with its mode, the policy that asked for it, any waiver. */
@@ -99,16 +106,21 @@ export type ParamsValidation<P> =
 export interface HookFinding {
   /** Short and stable, e.g. "vulnerability". */
   readonly reason: string;
-  /** Precise; waivers with `findings` match against it (e.g. it names a CVE id). */
   readonly detail: string;
   readonly field?: string;
+  /** The ids it is about (e.g. a CVE id); waivers with `findings` match these, whole. */
+  readonly findings?: readonly string[];
 }
 
-/** Scans the image a request admits. Rejecting or exceeding its time denies. */
+/**
+ * Scans an image the request admits (an image id a node holds), answering the scanner's
+ * normalized result; the image-scan check judges it with its policy's parameters.
+ * Rejecting (PC_SCAN_* errors name why) or exceeding its time denies.
+ */
 export interface ScanHook {
   /** At most this long (default DEFAULT_HOOK_TIMEOUT_MS). */
   readonly timeoutMs?: number;
-  scan(attrs: AdmissionAttributes, signal: AbortSignal): Promise<readonly HookFinding[]>;
+  scan(imageId: string, signal: AbortSignal): Promise<ScanResult>;
 }
 
 /** Resolves the secrets a request references. Rejecting or exceeding its time denies. */
@@ -125,6 +137,8 @@ export interface AdmissionHooks {
 /** What the chain hands each check besides the attributes and the parameters. */
 export interface CheckContext {
   readonly hooks: AdmissionHooks;
+  /** The instant the chain judges by (e.g. for a database's age); the current time when absent. */
+  readonly now?: Date;
 }
 
 /**

@@ -11,3 +11,4 @@ export { bootstrapRoutes } from "./routes/bootstrap-routes.js";
 export { DeployPipeline } from "./deploy-pipeline.js";
 export type { AdmissionGate, DecisionStore, DeployMeta, ReviewRecord } from "./deploy-pipeline.js";
 export { Readmission } from "./readmission.js";
+export { NEW_FINDINGS_ALERT, VulnRescan, type RescanDeps, type RescanReport } from "./rescan.js";

@@ -13,6 +13,7 @@ import { registerAdmissionCommands } from "./commands/admission.js";
 import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerWaiverCommands } from "./commands/waiver.js";
 import { registerSecretCommands } from "./commands/secret.js";
+import { registerScanCommands } from "./commands/scan.js";
 import { formatDenial, print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -167,6 +168,7 @@ export function buildProgram(): Command {
   registerApprovalCommands(program, globals, session);
   registerWaiverCommands(program, globals, session);
   registerSecretCommands(program, globals, session);
+  registerScanCommands(program, globals, session);
   registerAdmissionCommands(
     program,
     globals,

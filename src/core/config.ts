@@ -69,6 +69,54 @@ export interface GatewayConfig {
   readonly lifetimes: Lifetimes;
   /** The secret store: where its keyring comes from, where secret files go (absent = defaults). */
   readonly secrets?: SecretsConfig;
+  /** The image scanner: its time budget and an optional trivy (absent = defaults). */
+  readonly scan?: ScanConfig;
+}
+
+/**
+ * `timeoutMs`: how long one admission may wait for an image's scan (a cold scan exports
+ * the image from its engine); `trivyPath`: an absolute trivy executable (else `trivy` on
+ * PATH, else the built-in scanner); `trivyServer`: a trivy server URL (`--server`).
+ */
+export interface ScanConfig {
+  readonly timeoutMs: number;
+  readonly trivyPath?: string;
+  readonly trivyServer?: string;
+}
+
+export const DEFAULT_SCAN_CONFIG: ScanConfig = { timeoutMs: 60_000 };
+
+/** The scanner settings of a config, the defaults where it has none. */
+export function scanConfigOf(cfg: GatewayConfig): ScanConfig {
+  return { ...DEFAULT_SCAN_CONFIG, ...(cfg.scan ?? {}) };
+}
+
+function parseScanConfig(raw: unknown): ScanConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "scan must be an object");
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!["timeoutMs", "trivyPath", "trivyServer"].includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key scan.${k.slice(0, 40)}`);
+  const timeoutMs = o.timeoutMs ?? DEFAULT_SCAN_CONFIG.timeoutMs;
+  if (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1_000 || timeoutMs > 600_000) {
+    throw pcError("PC_CONFIG_INVALID", "scan.timeoutMs must be an integer from 1000 to 600000");
+  }
+  if (o.trivyPath !== undefined && (typeof o.trivyPath !== "string" || !isAbsolute(o.trivyPath) || o.trivyPath.includes("\0"))) {
+    throw pcError("PC_CONFIG_INVALID", "scan.trivyPath must be an absolute path");
+  }
+  if (o.trivyServer !== undefined) {
+    let ok = false;
+    try {
+      const u = new URL(String(o.trivyServer));
+      ok = typeof o.trivyServer === "string" && (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "";
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw pcError("PC_CONFIG_INVALID", "scan.trivyServer must be an http(s) URL without credentials");
+  }
+  return {
+    timeoutMs,
+    ...(o.trivyPath !== undefined ? { trivyPath: o.trivyPath as string } : {}),
+    ...(o.trivyServer !== undefined ? { trivyServer: o.trivyServer as string } : {}),
+  };
 }
 
 /** `keyring`: the data dir's keyring file, or the PORTCULLIS_KEYRING environment variable. */
@@ -106,6 +154,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     sans: partial.sans ?? [],
     lifetimes: { ...DEFAULT_LIFETIMES, ...(partial.lifetimes ?? {}) },
     ...(partial.secrets ? { secrets: partial.secrets } : {}),
+    ...(partial.scan ? { scan: partial.scan } : {}),
   };
 }
 
@@ -113,7 +162,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
 export function parseConfig(raw: unknown): GatewayConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "config must be an object");
   const o = raw as Record<string, unknown>;
-  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes", "secrets"];
+  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes", "secrets", "scan"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key ${k}`);
   const str = (k: string): string => {
     if (typeof o[k] !== "string") throw pcError("PC_CONFIG_INVALID", `${k} must be a string`);
@@ -141,6 +190,7 @@ export function parseConfig(raw: unknown): GatewayConfig {
     sans: strs("sans"),
     lifetimes: lifetimes as unknown as Lifetimes,
     ...(o.secrets === undefined ? {} : { secrets: parseSecretsConfig(o.secrets) }),
+    ...(o.scan === undefined ? {} : { scan: parseScanConfig(o.scan) }),
   };
   assertTrustDomain(cfg.trustDomain);
   for (const n of cfg.sans) {

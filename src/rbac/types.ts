@@ -17,6 +17,7 @@ export const RESOURCES = [
   "waivers",
   "approvals",
   "alerts",
+  "vulndb",
 ] as const;
 export type Resource = (typeof RESOURCES)[number];
 

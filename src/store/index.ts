@@ -16,5 +16,6 @@ export type { AdmissionPolicyVersionRecord } from "./repos/admission-policy-vers
 export type { DecisionRecordRow } from "./repos/decision-records.js";
 export type { ApprovalRecord, PendingRequestRecord, PendingState } from "./repos/pending-requests.js";
 export type { WaiverRecord } from "./repos/waivers.js";
+export type { AlertRecord } from "./repos/alerts.js";
 export type { RevisionSecretRecord, SecretRecord, SecretVersionInfo, SecretVersionRecord } from "./repos/secrets.js";
 export type { VulnAffectedKey, VulnDbImportRecord, VulnDbImportState, VulnRecordRow } from "./repos/vulndb.js";

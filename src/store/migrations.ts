@@ -456,6 +456,31 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: "alerts; vulnerability database versions rescanned",
+    sql: `
+      -- Alerts the gateway raises (first: new blocking findings of running images after a
+      -- vulnerability database import). Kept for good.
+      CREATE TABLE alerts (
+        id              TEXT PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        namespace       TEXT NOT NULL,
+        deployments     TEXT NOT NULL,              -- JSON array of deployment names
+        detail          TEXT NOT NULL,              -- JSON object, per kind
+        created_at      INTEGER NOT NULL
+      );
+      CREATE INDEX alerts_created ON alerts(created_at);
+
+      -- The vulnerability database versions whose rescan of running images is done (or,
+      -- for the first one a gateway sees, taken as the baseline): the highest is where
+      -- the next rescan starts from, across restarts.
+      CREATE TABLE scan_rescans (
+        version         INTEGER PRIMARY KEY,
+        done_at         INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

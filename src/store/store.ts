@@ -13,6 +13,7 @@ import { AdmissionPolicyVersionRepo } from "./repos/admission-policy-versions.js
 import { DecisionRecordRepo } from "./repos/decision-records.js";
 import { PendingRequestRepo } from "./repos/pending-requests.js";
 import { WaiverRepo } from "./repos/waivers.js";
+import { AlertRepo } from "./repos/alerts.js";
 import { SecretRepo } from "./repos/secrets.js";
 import { VulnDbRepo } from "./repos/vulndb.js";
 
@@ -35,6 +36,7 @@ export class Store {
   /** Deploy requests waiting for approvals, and their approvals. */
   readonly pendingRequests: PendingRequestRepo;
   readonly waivers: WaiverRepo;
+  readonly alerts: AlertRepo;
   /** Secrets, their encrypted versions, and the versions each revision pinned. */
   readonly secrets: SecretRepo;
   /** The vulnerability database: imports, OSV records by package, the scan result cache. */
@@ -55,6 +57,7 @@ export class Store {
     this.decisionRecords = new DecisionRecordRepo(db);
     this.pendingRequests = new PendingRequestRepo(db);
     this.waivers = new WaiverRepo(db);
+    this.alerts = new AlertRepo(db);
     this.secrets = new SecretRepo(db);
     this.vulndb = new VulnDbRepo(db);
   }

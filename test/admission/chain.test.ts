@@ -129,8 +129,29 @@ describe("evaluate: waivers", () => {
     expect(await outcome(waiver(o))).toEqual({ allowed: false, waived: [], warnings: 0 });
   });
 
-  it("applies findings to results whose detail names one", async () => {
-    expect(await outcome(waiver({ findings: ["nothing", "is 2Gi"] }))).toEqual({ allowed: true, waived: [["resources", "w-1"]], warnings: 1 });
+  it("does not apply findings to a result that names no finding ids, whatever its detail says", async () => {
+    expect(await outcome(waiver({ findings: ["nothing", "is 2Gi"] }))).toEqual({ allowed: false, waived: [], warnings: 0 });
+  });
+
+  const withIds = (findings: string[] | undefined, detail: string) =>
+    customSet({ scanner: () => [{ check: "scanner", allowed: false, reason: "vulnerability", detail, field: "spec.image", ...(findings ? { findings } : {}) }] });
+  const idWaiver = (findings: string[]): ActiveWaiver => ({ id: "w-2", check: "scanner", findings, scope: { namespace: "payments" }, expiresAt: NOW.getTime() + 60_000 });
+  const waivedBy = async (c: ReturnType<typeof withIds>, w: ActiveWaiver) => {
+    const d = await evaluate(attrs(), c.set, { now: NOW, checks: c.checks, waivers: [w] });
+    return d.results.filter((r) => r.waiver !== undefined).length;
+  };
+
+  const idCases: [string, string[] | undefined, string, string[], number][] = [
+    ["its id", ["CVE-2024-1234", "DSA-1-1"], "CVE-2024-1234 in openssl", ["CVE-2024-1234"], 1],
+    ["an alias", ["DSA-1-1", "CVE-2024-1234"], "DSA-1-1 in openssl", ["CVE-2024-1234"], 1],
+    ["the id written in lower case", ["CVE-2024-1234"], "CVE-2024-1234", ["cve-2024-1234"], 1],
+    ["a prefix of the id (no)", ["CVE-2024-12345"], "CVE-2024-12345 in openssl", ["CVE-2024-1234"], 0],
+    ["an id longer than the finding's (no)", ["CVE-2024-1"], "CVE-2024-1 in tar", ["CVE-2024-12"], 0],
+    ["an id the image wrote into the package name (no)", ["CVE-2024-9999"], "CVE-2024-9999 in npm package evil-CVE-2024-1234 1.0.0", ["CVE-2024-1234"], 0],
+    ["an id the image wrote into a path, with no ids carried (no)", undefined, "CVE-2024-9999 from /app/CVE-2024-1234/package.json", ["CVE-2024-1234"], 0],
+  ];
+  it.each(idCases)("a waiver of findings matches a result's ids whole: %s", async (_n, ids, detail, waived, n) => {
+    expect(await waivedBy(withIds(ids, detail), idWaiver(waived))).toBe(n);
   });
 
   it("never exempts the chain's own denials", async () => {

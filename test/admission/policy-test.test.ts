@@ -18,8 +18,9 @@ const SHIPPED_TESTS = fileURLToPath(new URL("../../policies/admission/tests/base
 const M = `{ apiVersion: portcullis/v1, kind: Deployment, metadata: { name: web, namespace: payments }, spec: { image: "${IMAGE}", user: "1000:1000", resources: { cpus: 1, memory: 256Mi, pids: 64 } } }`;
 const IMG = `{ idsByNode: { node-1: "${D}" } }`;
 
+/** A test file whose images scan clean (a dozen packages, no finding). */
 function testFile(...cases: string[]): string {
-  return `cases:\n${cases.join("")}`;
+  return `cases:\n${cases.join("")}scan: { packages: 12 }\n`;
 }
 function tcase(name: string, expect: string, extra = "", manifest = M): string {
   return `  - name: ${name}\n    manifest: ${manifest}\n    image: ${IMG}\n${extra}    expect: ${expect}\n`;
@@ -49,6 +50,17 @@ describe("the shipped admission tests", () => {
 
 describe("running admission tests", () => {
   const files = shippedAdmissionPolicyFiles();
+
+  it("without a stated scan, the image-scan check denies: no scanner runs offline", async () => {
+    const report = await runAdmissionTests(`cases:\n${tcase("unscanned", "deny", "", M)}    denials: [image-scan]\n`, files, { now: NOW });
+    expect(report.cases[0]).toMatchObject({ ok: true, denials: ["image-scan: no scanner configured"] });
+  });
+
+  it("a case's own scan replaces the file's", async () => {
+    const text = testFile(tcase("critical", "deny", '    scan: { packages: 3, findings: [{ id: CVE-2024-1, package: zlib, installed: "1.0", fixed: "1.1", severity: critical }] }\n'));
+    const report = await runAdmissionTests(text, files, { now: NOW });
+    expect(report.cases[0]).toMatchObject({ ok: true, denials: ["image-scan: vulnerability"] });
+  });
 
   it("reports a case whose decision differs, with the denials", async () => {
     const text = testFile(tcase("good", "allow"), tcase("wrongly expects allow", "allow", "", M.replace("256Mi", "8Gi")));
@@ -92,6 +104,12 @@ describe("parseAdmissionTestFile refuses", () => {
     ["a repeated case name", testFile(tcase("same", "allow"), tcase("same", "deny")), [[6, "cases[1].name", "repeats the name of the case on line 2"]]],
     ["a namespace that is not the manifest's", testFile(tcase("a", "allow", "    namespace: { name: billing }\n")), [[5, "cases[0].namespace.name", "must be the manifest's namespace (payments)"]]],
     ["a bad image id", testFile(tcase("a", "allow").replace(IMG, '{ idsByNode: { n1: "latest" } }')), [[4, "cases[0].image.idsByNode.n1", expect.stringContaining("sha256") as unknown as string]]],
+    ["a scan without packages", testFile(tcase("a", "allow", "    scan: { findings: [] }\n")), [[5, "cases[0].scan.packages", "is required: a number of packages, 0 or more"]]],
+    [
+      "a finding with an unknown severity",
+      testFile(tcase("a", "allow", '    scan: { packages: 1, findings: [{ id: CVE-2024-1, package: zlib, installed: "1.0", severity: severe }] }\n')),
+      [[5, "cases[0].scan.findings[0].severity", "is required: one of critical, high, medium, low, none, unknown"]],
+    ],
     ["no cases", "cases: []\n", [[1, "cases", "must be a non-empty list"]]],
     ["a duplicate key", "cases: []\ncases: []\n", [[2, "", "duplicate key"]]],
   ];

@@ -14,6 +14,7 @@ import { Store } from "../../src/store/index.js";
 import { tempDir } from "../support/gateway.js";
 import { expectRefusal } from "../support/refusal.js";
 import { attrs, D, E, policySet, policyYaml } from "./fixture.js";
+import { finding, scanResult } from "./scanner/scanner-support.js";
 
 const TD = "example.test";
 const START = Date.parse("2026-06-01T00:00:00.000Z");
@@ -233,20 +234,19 @@ describe("scope: a waiver applies to its own namespace, deployment, image and fi
   });
 
   it("a waiver with findings exempts only the named findings of the scan", async () => {
-    const scan: ScanHook = {
-      scan: async () => [
-        { reason: "vulnerability", detail: "CVE-2024-1111 in openssl 3.0.1 (critical)" },
-        { reason: "vulnerability", detail: "CVE-2024-2222 in zlib 1.2 (high)" },
-      ],
-    };
+    const found = scanResult([
+      finding({ id: "CVE-2024-1111", package: "openssl", installed: "3.0.1", severity: { level: "critical" } }),
+      finding({ id: "CVE-2024-2222", package: "zlib", installed: "1.2", severity: { level: "high" } }),
+    ], { imageId: D });
+    const scan: ScanHook = { scan: async () => found };
     const set = policySet(policyYaml("p", "image-scan: { mode: enforce }"));
     const w = svc.create(good({ check: "image-scan", findings: ["CVE-2024-1111"] }), SEC);
     const now = clock.now();
     const a = attrs();
     const d = await evaluate(a, set, { now, waivers: svc.active("payments", now), hooks: { scan } });
     expect(d.allowed).toBe(false);
-    expect(d.denials.map((x) => x.detail)).toEqual(["CVE-2024-2222 in zlib 1.2 (high)"]);
-    expect(d.warnings.map((x) => [x.detail, x.waiver])).toEqual([["CVE-2024-1111 in openssl 3.0.1 (critical)", w.id]]);
+    expect(d.denials.map((x) => x.detail.split(" in ")[0])).toEqual(["CVE-2024-2222"]);
+    expect(d.warnings.map((x) => [x.detail.split(" in ")[0], x.waiver])).toEqual([["CVE-2024-1111", w.id]]);
     svc.create(good({ check: "image-scan", findings: ["CVE-2024-2222"] }), SEC);
     const both = await evaluate(a, set, { now, waivers: svc.active("payments", now), hooks: { scan } });
     expect(both.allowed).toBe(true);

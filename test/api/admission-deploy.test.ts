@@ -89,7 +89,9 @@ describeDocker("admission in the deploy path", () => {
     expect(record.outcome).toBe("denied");
     expect(record.signature).toBe("verified");
     expect(record.rbac.rule).toContain("developer");
-    expect(record.admission.denials.map((d) => d.check).sort()).toEqual(["image-identity", "image-reference", "resources", "runtime-class"]);
+    // No node holds the tag: its identity cannot be resolved, nor can it be scanned.
+    expect(record.admission.denials.map((d) => d.check).sort()).toEqual(["image-identity", "image-reference", "image-scan", "resources", "runtime-class"]);
+    expect((record.admission.denials as unknown as { check: string; reason: string }[]).find((d) => d.check === "image-scan")?.reason).toBe("image not found");
     expect(record.admission.denials.every((d) => d.mode === "enforce")).toBe(true);
     expect(record.admission.results.length).toBeGreaterThan(record.admission.denials.length);
   }, {}, 60_000);

@@ -142,6 +142,7 @@ export function routeContextOf(t: TestGateway): RouteContext {
     admissionPolicy: t.gw.admissionPolicy,
     waivers: t.gw.waivers,
     secrets: t.gw.secrets,
+    scan: t.gw.scanViews,
     secretUsers: { running: () => false, stopUsing: async () => undefined },
   };
 }

@@ -18,6 +18,7 @@ import Database from "better-sqlite3";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect } from "vitest";
 import { initGateway } from "../../src/app.js";
+import { importFixtureVulnDbInto } from "../support/vulndb.js";
 import { identityToSpiffe, parseIdentity } from "../../src/core/index.js";
 import { formatFingerprint, readProfile, type ClientProfile } from "../../src/pki/index.js";
 import { DockerEngine } from "../../src/runtime/index.js";
@@ -154,6 +155,7 @@ describeDocker("a deploy survives SIGKILL of the gateway", () => {
   beforeAll(async () => {
     const [apiPort, bootPort] = [await freePort(), await freePort()];
     const init = initGateway({ dataDir, listen: `127.0.0.1:${apiPort}`, bootstrapListen: `127.0.0.1:${bootPort}` });
+    await importFixtureVulnDbInto(dataDir);
     api = `127.0.0.1:${apiPort}`;
     gatewayId = init.rootFingerprint.slice(0, 12);
     fingerprint = formatFingerprint(init.rootFingerprint);

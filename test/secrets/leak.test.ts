@@ -21,6 +21,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DockerEngine } from "../../src/runtime/index.js";
 import { runCli, type CliResult } from "../support/cli.js";
+import { FIXTURE_OSV_DIR } from "../support/vulndb.js";
 import { dockerCliResult, freePort } from "../support/containers.js";
 import { buildBusyboxImage, cleanupTestRun, describeDocker, dockerCli, newTestRun } from "../support/docker.js";
 import { apiCall, busyboxManifest, signRequest, type ApiClient } from "../runtime/deploy-support.js";
@@ -125,6 +126,9 @@ describeDocker("secret values leak nowhere", () => {
     expect(init.code, init.stderr).toBe(0);
     const initOut = JSON.parse(init.stdout) as { caFingerprint: string; adminProfile: string };
     adminProfile = initOut.adminProfile;
+    // The scanner's database, as an operator imports it on the gateway's host.
+    const imported = await runCli(["vulndb", "import", FIXTURE_OSV_DIR, "--data-dir", dataDir]);
+    expect(imported.code, imported.stderr).toBe(0);
     const configPath = join(dataDir, "config.json");
     const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
     writeFileSync(configPath, JSON.stringify({ ...config, secrets: { keyring: "file", tmpfsRoot: TMPFS_ROOT } }, null, 2), { mode: 0o600 });

@@ -11,7 +11,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -147,7 +147,30 @@ export interface BusyboxImageOptions {
 }
 
 /**
- * Builds a minimal image from the static busybox: /bin/busybox plus applet links, /tmp
+ * The package metadata of an image made from this machine's busybox-static: its dpkg
+ * status paragraph as this machine installed it, and this machine's os-release, so that
+ * the image scanner finds one Debian package (an image without any is refused).
+ */
+export function writeBusyboxPackageFiles(root: string): void {
+  mkdirSync(join(root, "var", "lib", "dpkg"), { recursive: true });
+  mkdirSync(join(root, "etc"), { recursive: true });
+  writeFileSync(join(root, "var", "lib", "dpkg", "status"), busyboxStatus());
+  writeFileSync(join(root, "etc", "os-release"), readFileSync("/etc/os-release"));
+}
+
+let statusParagraph: string | undefined;
+function busyboxStatus(): string {
+  if (statusParagraph !== undefined) return statusParagraph;
+  const all = readFileSync("/var/lib/dpkg/status", "utf8");
+  const para = all.split(/\n\n+/).find((p) => /^Package: busybox-static$/m.test(p));
+  if (para === undefined) throw new Error("busybox-static is not in /var/lib/dpkg/status; install it (scripts/install-deps.sh)");
+  statusParagraph = `${para.trim()}\n`;
+  return statusParagraph;
+}
+
+/**
+ * Builds a minimal image from the static busybox: /bin/busybox plus applet links, the
+ * package's dpkg status and /etc/os-release (see writeBusyboxPackageFiles), /tmp
  * and /scratch (both mode 1777, so that only a read-only root filesystem stops a write
  * to /scratch). Imported the way `docker import` does it (the engine's image-create-from-source
  * call), labelled with the run's labels; returns its tag.
@@ -170,6 +193,7 @@ export async function buildBusyboxImage(
     copyFileSync(BUSYBOX, join(root, "bin", "busybox"));
     chmodSync(join(root, "bin", "busybox"), 0o755);
     for (const applet of APPLETS) symlinkSync("busybox", join(root, "bin", applet));
+    writeBusyboxPackageFiles(root);
 
     const variant = options.variant === undefined ? "" : `-${options.variant}`;
     const tag = `portcullis-test/busybox${variant}:${run.id}`;

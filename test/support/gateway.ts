@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initGateway, startGateway, type Gateway, type GatewayOptions, type InitOptions } from "../../src/app.js";
 import { silentLogger, type Clock, parseIdentity } from "../../src/core/index.js";
+import { importFixtureVulnDb } from "./vulndb.js";
 import {
   CertificateAuthority,
   generateKeyPair,
@@ -55,14 +56,27 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** Initialises a data dir in a temp folder and starts a gateway on ephemeral ports. */
+/**
+ * Initialises a data dir in a temp folder and starts a gateway on ephemeral ports, with
+ * the fixture vulnerability database imported (unless `vulndb: false`), so that the
+ * shipped admission policy can scan the test images.
+ */
 export async function startTestGateway(
-  opts: { init?: Partial<InitOptions>; start?: Partial<GatewayOptions> } = {},
+  opts: { init?: Partial<InitOptions>; start?: Partial<GatewayOptions>; vulndb?: boolean } = {},
 ): Promise<TestGateway> {
   const { dir: root, cleanup } = tempDir();
   const dataDir = join(root, "data");
   const init = initGateway({ dataDir, listen: "127.0.0.1:0", bootstrapListen: "127.0.0.1:0", ...opts.init });
-  return startOn(root, dataDir, init.rootFingerprint, init.adminProfile, cleanup, opts.start ?? {});
+  const tg = await startOn(root, dataDir, init.rootFingerprint, init.adminProfile, cleanup, { scannerPathEnv: "", ...opts.start });
+  if (opts.vulndb !== false) {
+    try {
+      await importFixtureVulnDb(tg.gw.store, tg.gw.audit);
+    } catch (e) {
+      await tg.close();
+      throw e;
+    }
+  }
+  return tg;
 }
 
 async function startOn(

@@ -12,7 +12,10 @@ import { signerCheck } from "./signer.js";
 
 export { approvalsCheck, hardeningCheck, imageIdentityCheck, imageReferenceCheck, imageScanCheck, resourcesCheck, runtimeClassCheck, secretReferencesCheck, signerCheck };
 export { SECRET_REFERENCES_CHECK, secretReferencesHook, type SecretReferenceFacts };
+/** The name of the image-scan check. */
+export const IMAGE_SCAN_CHECK = imageScanCheck.name;
 export type { HardeningParams } from "./hardening.js";
+export { validateImageScanParams, type ImageScanParams } from "./image-scan.js";
 export type { ImageReferenceParams } from "./image-reference.js";
 export type { ResourcesParams } from "./resources.js";
 export type { RuntimeClassParams } from "./runtime-class.js";

@@ -37,3 +37,35 @@ export {
 export { inventoryImage, inventoryOf, inventoryWanted, normalizePypiName } from "./inventory.js";
 export type * from "./inventory-types.js";
 export { purlOf, sbomOf, type CycloneDxBom, type CycloneDxComponent, type SbomOptions } from "./sbom.js";
+export {
+  dedupeFindings,
+  IMAGE_ID_RE,
+  SEVERITY_LEVELS,
+  severityCounts,
+  type ExportImage,
+  type FindingSeverity,
+  type FindingSeverityLevel,
+  type InventorySummary,
+  type ScanDatabase,
+  type ScanDatabaseState,
+  type Scanner,
+  type ScannerKind,
+  type ScanFinding,
+  type ScanResult,
+} from "./scanner.js";
+export { BuiltinScanner, queryOf, summaryOf, type BuiltinScannerOptions } from "./builtin-scanner.js";
+export { TrivyScanner, type TrivyScannerOptions } from "./trivy.js";
+export { parseTrivyReport, parseTrivyVersion, TrivyReportError, type TrivyDatabase, type TrivyReport } from "./trivy-report.js";
+export { locateTrivy, selectScanner, type ScannerChoice } from "./trivy-select.js";
+export { cachedScanHook, ScanCache, type CachedScan, type CachedScanHook, type ScanCacheOptions } from "./scan-cache.js";
+export {
+  DEFAULT_SCAN_POLICY,
+  findingDetail,
+  judgedLevel,
+  judgeScan,
+  SEVERITY_THRESHOLDS,
+  type DatabaseAge,
+  type ScanPolicy,
+  type ScanVerdict,
+  type SeverityThreshold,
+} from "./scan-verdict.js";

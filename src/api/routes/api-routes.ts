@@ -10,6 +10,7 @@ import { nodeRoutes } from "./node-routes.js";
 import { rbacRoutes } from "./rbac-routes.js";
 import { secretRoutes } from "./secret-routes.js";
 import { waiverRoutes } from "./waiver-routes.js";
+import { scanRoutes } from "./scan-routes.js";
 
 const certificateListItem = {
   type: "object",
@@ -160,7 +161,7 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
   ];
-  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx), ...secretRoutes(ctx));
+  routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx), ...secretRoutes(ctx), ...scanRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

@@ -40,6 +40,13 @@ export interface RouteContext {
   readonly waivers: WaiverService;
   /** Secrets: values in and (an explicit read) out, metadata, the keyring. */
   readonly secrets: Pick<SecretService, "create" | "update" | "list" | "get" | "read" | "delete" | "kekStatus" | "rotateKek" | "retireKek">;
+  /** The image scanner's side: the database status, images' SBOMs, alerts. */
+  readonly scan: {
+    readonly status: () => { scanner: string; active?: Record<string, unknown>; imports: Record<string, unknown>[] };
+    /** PC_RUNTIME_NODE_NOT_FOUND / PC_SCAN_IMAGE_UNREADABLE when the node does not hold the image. */
+    readonly sbom: (node: string, image: string) => Promise<unknown>;
+    readonly alerts: (kind?: string) => Record<string, unknown>[];
+  };
   /** The deployments that use secrets: whether one is running, and stopping it (secret delete --force). */
   readonly secretUsers: {
     readonly running: (namespace: string, deployment: string) => boolean;

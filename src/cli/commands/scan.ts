@@ -1,0 +1,78 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { resolveDataDir } from "../../core/index.js";
+import { importVulnDbIntoDataDir } from "../offline.js";
+import { print, type OutputFormat } from "../output.js";
+import type { Session } from "../session.js";
+
+type Globals = () => { output: OutputFormat };
+type Open = () => Promise<Session>;
+
+const enc = encodeURIComponent;
+
+interface Alert {
+  id: string;
+  kind: string;
+  namespace: string;
+  deployments: string[];
+  detail: Record<string, unknown>;
+  createdAt: string;
+}
+
+/** `vulndb import|status`, `image sbom`, `alert list`. */
+export function registerScanCommands(program: Command, globals: Globals, session: Open): void {
+  const vulndb = program.command("vulndb").description("the offline vulnerability database the image scanner matches against");
+  vulndb
+    .command("import <input...>")
+    .description("import OSV records (FILE.zip or a directory of OSV JSON files, several at once) into a data directory, in place; a running gateway rescans what runs")
+    .option("--data-dir <dir>", "data directory (env PORTCULLIS_DATA_DIR; default .portcullis)")
+    .action(async (inputs: string[], o: { dataDir?: string }) => {
+      const r = await importVulnDbIntoDataDir(resolveDataDir(o.dataDir), inputs.map((i) => resolve(i)));
+      const fmt = globals().output;
+      if (fmt === "json") print("json", r);
+      else process.stdout.write(`imported ${r.records} record(s) as version ${r.version} (newest ${r.newestModified}) from ${r.source}\n`);
+    });
+  vulndb
+    .command("status")
+    .description("the database in force (version, sources, records, newest record) and the imports before it")
+    .action(async () => {
+      const s = await session();
+      const r = await s.call<{ scanner: string; active?: Record<string, unknown>; imports: Record<string, unknown>[] }>("GET", "/v1/vulndb");
+      const fmt = globals().output;
+      if (fmt === "json") return print("json", r);
+      if (r.active === undefined) process.stdout.write(`scanner ${r.scanner}; no vulnerability database is loaded (portcullis vulndb import)\n`);
+      else {
+        const a = r.active;
+        process.stdout.write(`scanner ${r.scanner}; version ${String(a.version)}: ${String(a.records)} record(s), newest ${String(a.newestModified)}, imported ${String(a.importedAt)} by ${String(a.importedBy)} from ${String(a.source)}\n`);
+      }
+      print(fmt, r.imports, ["version", "state", "records", "newestModified", "importedAt", "importedBy"]);
+    });
+
+  const image = program.command("image").description("images the nodes hold");
+  image
+    .command("sbom <image>")
+    .description("the CycloneDX 1.5 SBOM of an image a node holds (JSON on stdout)")
+    .option("--node <name>", "the node that holds it", "local")
+    .action(async (ref: string, o: { node: string }) => {
+      const s = await session();
+      const bom = await s.call<unknown>("GET", `/v1/nodes/${enc(o.node)}/image-sbom?image=${enc(ref)}`);
+      process.stdout.write(`${JSON.stringify(bom, null, 2)}\n`);
+    });
+
+  const alert = program.command("alert").description("alerts the gateway raised");
+  alert
+    .command("list")
+    .description("alerts, newest first")
+    .option("--kind <kind>", "only this kind (scan.new_findings)")
+    .action(async (o: { kind?: string }) => {
+      const s = await session();
+      const r = await s.call<{ items: Alert[] }>("GET", `/v1/alerts${o.kind !== undefined ? `?kind=${enc(o.kind)}` : ""}`);
+      const fmt = globals().output;
+      if (fmt === "json") return print("json", r.items);
+      if (r.items.length === 0) {
+        process.stdout.write("no alerts\n");
+        return;
+      }
+      print(fmt, r.items.map((a) => ({ id: a.id, kind: a.kind, namespace: a.namespace, deployments: a.deployments.join(","), createdAt: a.createdAt, detail: JSON.stringify(a.detail) })), ["id", "kind", "namespace", "deployments", "createdAt", "detail"]);
+    });
+}
