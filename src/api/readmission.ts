@@ -8,15 +8,15 @@
  */
 import { createHash } from "node:crypto";
 import type { AuditSink, Logger } from "../core/index.js";
-import type { AdmissionAttributes } from "../admission/index.js";
 import type { DeploymentController } from "../runtime/index.js";
 import type { Store } from "../store/index.js";
 import type { AdmissionGate } from "./deploy-pipeline.js";
+import { BackgroundPass, runningAttributes } from "./running-deployments.js";
 
 export class Readmission {
   /** ns/name → the verdict last reported, so that each is reported once. */
   private readonly reported = new Map<string, string>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: BackgroundPass;
   private running: Promise<number> | undefined;
 
   constructor(
@@ -25,24 +25,17 @@ export class Readmission {
     private readonly gate: AdmissionGate,
     private readonly mayDeploy: (identity: string, namespace: string) => boolean,
     private readonly audit: AuditSink,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.loop = new BackgroundPass(() => this.pass(), logger, "re-admission pass failed");
+  }
 
   start(intervalMs: number): void {
-    if (this.timer !== undefined) return;
-    const tick = () => {
-      void this.pass()
-        .catch((e: unknown) => this.logger.error({ err: String(e) }, "re-admission pass failed"))
-        .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs).unref();
-        });
-    };
-    this.timer = setTimeout(tick, intervalMs).unref();
+    this.loop.start(intervalMs);
   }
 
   async stop(): Promise<void> {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
     await this.running?.catch(() => undefined);
   }
 
@@ -65,19 +58,7 @@ export class Readmission {
       let verdict: string;
       let reasons: string;
       try {
-        const spec = { ...this.controller.specOf(rev), replicas: d.replicas };
-        const facts = await this.controller.admissionFacts(spec);
-        const attrs: AdmissionAttributes = {
-          operation: "update",
-          requester: rev.requester,
-          namespace: { name: ns.name, labels: ns.labels },
-          manifest: JSON.parse(rev.manifest) as AdmissionAttributes["manifest"],
-          spec,
-          manifestDigest: rev.digest,
-          image: facts.image,
-          signer: { identity: rev.requester, verified: true, mayDeploy: this.mayDeploy(rev.requester, d.namespace) },
-          previous: { revision: rev.revision, spec, manifestDigest: rev.digest },
-        };
+        const { attrs } = await runningAttributes(this.controller, rev, ns, d.replicas, this.mayDeploy);
         const decision = await this.gate.evaluate(attrs);
         reasons = decision.denials.map((x) => `${x.check}${x.field ? ` (${x.field})` : ""}: ${x.reason}`).join("; ");
         verdict = decision.allowed ? "ok" : `denied v${decision.policyVersion}: ${reasons}`;

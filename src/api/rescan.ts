@@ -22,7 +22,6 @@ import {
   IMAGE_SCAN_CHECK,
   judgeScan,
   policySelects,
-  type AdmissionAttributes,
   type AdmissionPolicySet,
   type ImageScanParams,
   type ScanResult,
@@ -30,6 +29,7 @@ import {
 import type { DeploymentController } from "../runtime/index.js";
 import type { Store } from "../store/index.js";
 import type { AdmissionGate } from "./deploy-pipeline.js";
+import { BackgroundPass, runningAttributes } from "./running-deployments.js";
 
 export const NEW_FINDINGS_ALERT = "scan.new_findings";
 const ACTOR = "service:gateway";
@@ -65,10 +65,11 @@ interface Found {
 
 export class VulnRescan {
   private seen: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: BackgroundPass;
   private running: Promise<RescanReport | undefined> | undefined;
 
   constructor(private readonly deps: RescanDeps) {
+    this.loop = new BackgroundPass(() => this.check(), deps.logger, "rescan after a database import failed");
     // Where the last rescan ended, kept across restarts: an import made while the gateway
     // was down is rescanned at its first check. A first database is the baseline.
     this.seen = safe(() => deps.store.alerts.lastRescan());
@@ -80,20 +81,11 @@ export class VulnRescan {
 
   /** Checks the version in force every `intervalMs`. */
   start(intervalMs: number): void {
-    if (this.timer !== undefined) return;
-    const tick = () => {
-      void this.check()
-        .catch((e: unknown) => this.deps.logger.error({ err: String(e) }, "rescan after a database import failed"))
-        .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs).unref();
-        });
-    };
-    this.timer = setTimeout(tick, intervalMs).unref();
+    this.loop.start(intervalMs);
   }
 
   async stop(): Promise<void> {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
     await this.running?.catch(() => undefined);
   }
 
@@ -179,19 +171,7 @@ export class VulnRescan {
     const rev = store.deployments.revision(namespace, name, revision);
     const ns = store.namespaces.get(namespace);
     if (rev === undefined || ns === undefined) return undefined;
-    const spec = { ...controller.specOf(rev), replicas };
-    const facts = await controller.admissionFacts(spec);
-    const attrs: AdmissionAttributes = {
-      operation: "update",
-      requester: rev.requester,
-      namespace: { name: ns.name, labels: ns.labels },
-      manifest: JSON.parse(rev.manifest) as AdmissionAttributes["manifest"],
-      spec,
-      manifestDigest: rev.digest,
-      image: facts.image,
-      signer: { identity: rev.requester, verified: true, mayDeploy: this.deps.mayDeploy(rev.requester, namespace) },
-      previous: { revision: rev.revision, spec, manifestDigest: rev.digest },
-    };
+    const { attrs, image } = await runningAttributes(controller, rev, ns, replicas, this.deps.mayDeploy);
     const decision = await this.deps.gate.evaluate(attrs);
     const blocking = decision.denials.filter((r) => r.check === IMAGE_SCAN_CHECK && r.findings !== undefined && r.findings.length > 0);
     if (blocking.length === 0) return undefined;
@@ -201,7 +181,7 @@ export class VulnRescan {
       .flatMap((p) => p.checks.filter((c) => c.check === IMAGE_SCAN_CHECK && c.mode === "enforce"))
       .map((c) => c.params as ImageScanParams);
     const before = new Set<string>();
-    for (const imageId of new Set(Object.values(facts.image.idsByNode))) {
+    for (const imageId of new Set(Object.values(image.idsByNode))) {
       const old = this.deps.previousResult(imageId, previous);
       if (old === undefined) continue;
       for (const params of checks) {

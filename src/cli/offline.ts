@@ -9,31 +9,40 @@ import { importVulnDb, type VulnDbImportResult } from "../admission/index.js";
 import { userInfo } from "node:os";
 
 /**
- * Verifies the whole live log of a data directory in place. Run on the gateway's host by
- * someone who can read its data directory: it first signs a checkpoint over the log's
- * current end with the audit key, so that every entry is covered, then checks the chain
- * from the genesis, every checkpoint, and the coverage.
+ * Runs `fn` with the store and the audit log of a data directory opened in place (the
+ * audit key signs checkpoints; the chain head is read inside each transaction, so a
+ * running gateway may write beside it), and closes both afterwards.
  */
-export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<VerifyReport> {
+async function withDataDirAudit<T>(dir: string, fn: (store: Store, log: AuditLog) => Promise<T>): Promise<T> {
   openDataDir(dir);
   const config = loadConfig(dir);
   const p = pkiPaths(dir);
-  const bundlePem = readFileSync(p.rootCert, "utf8") + readFileSync(p.intermediateCert, "utf8");
-  const rootDer = certificatesFromPem(readFileSync(p.rootCert, "utf8"))[0] as Buffer;
+  const rootPem = readFileSync(p.rootCert, "utf8");
+  const rootDer = certificatesFromPem(rootPem)[0] as Buffer;
   const store = Store.open(dir);
   const log = new AuditLog(store, systemClock, {
     trustDomain: config.trustDomain,
     hmacKey: loadOrCreateHmacKey(dir),
     signer: auditSignerFrom(loadAuditCredentials(dir), config.trustDomain),
-    caBundlePem: bundlePem,
+    caBundlePem: rootPem + readFileSync(p.intermediateCert, "utf8"),
     caFingerprint: createHash("sha256").update(rootDer).digest("hex"),
   });
   try {
-    return await verifySource(log, { ...opts, ensureCheckpoint: async () => void (await log.checkpointNow()) });
+    return await fn(store, log);
   } finally {
     await log.close();
     store.close();
   }
+}
+
+/**
+ * Verifies the whole live log of a data directory in place. Run on the gateway's host by
+ * someone who can read its data directory: it first signs a checkpoint over the log's
+ * current end with the audit key, so that every entry is covered, then checks the chain
+ * from the genesis, every checkpoint, and the coverage.
+ */
+export function verifyDataDir(dir: string, opts: VerifyOptions): Promise<VerifyReport> {
+  return withDataDirAudit(dir, (_store, log) => verifySource(log, { ...opts, ensureCheckpoint: async () => void (await log.checkpointNow()) }));
 }
 
 /**
@@ -43,23 +52,8 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
  * force and switched in one transaction with its `vulndb.imported` audit entry; a running
  * gateway sees the new version within seconds and rescans what runs.
  */
-export async function importVulnDbIntoDataDir(dir: string, inputs: readonly string[]): Promise<VulnDbImportResult> {
-  openDataDir(dir);
-  const config = loadConfig(dir);
-  const p = pkiPaths(dir);
-  const rootDer = certificatesFromPem(readFileSync(p.rootCert, "utf8"))[0] as Buffer;
-  const store = Store.open(dir);
-  const log = new AuditLog(store, systemClock, {
-    trustDomain: config.trustDomain,
-    hmacKey: loadOrCreateHmacKey(dir),
-    signer: auditSignerFrom(loadAuditCredentials(dir), config.trustDomain),
-    caBundlePem: readFileSync(p.rootCert, "utf8") + readFileSync(p.intermediateCert, "utf8"),
-    caFingerprint: createHash("sha256").update(rootDer).digest("hex"),
-  });
-  try {
-    return await importVulnDb(store, inputs, { id: `service:portcullis-cli`, sourceAddress: `local:${userInfo().username}` }, { audit: log });
-  } finally {
-    await log.close();
-    store.close();
-  }
+export function importVulnDbIntoDataDir(dir: string, inputs: readonly string[]): Promise<VulnDbImportResult> {
+  return withDataDirAudit(dir, (store, log) =>
+    importVulnDb(store, inputs, { id: "service:portcullis-cli", sourceAddress: `local:${userInfo().username}` }, { audit: log }),
+  );
 }
