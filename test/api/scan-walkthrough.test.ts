@@ -25,6 +25,8 @@ const LATER_NS = `scanlater-${run.id}`;
 const REPO = "portcullis-test/legacy";
 const TAG = `${REPO}:${run.id}`;
 const ROOT = resolve(import.meta.dirname, "../..");
+/** Demo images this file built, removed by id once their deployments are gone. */
+const demoImages: string[] = [];
 let tg: TestGateway;
 let dev: string;
 let sec: string;
@@ -54,7 +56,9 @@ describeDocker("the README's scan walkthrough", () => {
   afterAll(async () => {
     await tg?.close();
     await cleanupDeployments(engine, tg.gw.deployments.gatewayId, [NS, STOP_NS, LATER_NS], run).catch(() => undefined);
-    await engine.removeImage(TAG).catch(() => undefined);
+    // By id, once no container uses them: a tag removed while a container still ran would
+    // leave the image behind, untagged.
+    for (const ref of [TAG, ...demoImages]) await engine.removeImage(ref).catch(() => undefined);
   });
 
   itDocker("import, denied with the finding, waived until a date, admitted, a newer database, the rescan alert", async () => {
@@ -71,6 +75,7 @@ describeDocker("the README's scan walkthrough", () => {
 
     const { stdout: id } = await promisify(execFile)("bash", [resolve(ROOT, "scripts/demo-image.sh"), TAG, "--old-zlib"]);
     const imageId = id.trim();
+    demoImages.push(imageId);
     expect(imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
     // The SBOM lists what the scanner reads: busybox-static and zlib1g.
     const sbom = await cli(sec, ["image", "sbom", TAG]);
@@ -136,6 +141,7 @@ spec:
     const current = tg.gw.store.vulndb.activeId()!;
     // The plain demo image holds busybox only: clean under examples/osv, found by osv-next.
     const { stdout: id } = await promisify(execFile)("bash", [resolve(ROOT, "scripts/demo-image.sh"), `${REPO}-plain:${run.id}`]);
+    demoImages.push(id.trim());
     try {
       const imported = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv"), "--data-dir", tg.dataDir]);
       expect(imported.code, imported.stderr).toBe(0);
@@ -158,6 +164,7 @@ spec:
   itDocker("an import made while the gateway is down is rescanned when it starts again", async () => {
     const tag = `${REPO}-later:${run.id}`;
     const { stdout: id } = await promisify(execFile)("bash", [resolve(ROOT, "scripts/demo-image.sh"), tag]);
+    demoImages.push(id.trim());
     try {
       // A database under which the plain demo image is clean, then a deploy.
       const imported = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv"), "--data-dir", tg.dataDir]);
