@@ -38,8 +38,8 @@ import { manifestDigest, validateManifest, type Manifest } from "../src/deploy/i
 import { Store } from "../src/store/index.js";
 import { prng } from "../test/support/prng.js";
 import { newTestRun, testEngine } from "../test/support/docker.js";
-import { dir, file, symlink, tarOf, type FixtureEntry } from "../test/admission/scanner/fixtures/images/build.js";
-import { OS_RELEASE } from "../test/admission/scanner/fixtures/images/rootfs.js";
+import { dir, file, tarOf, type FixtureEntry } from "../test/admission/scanner/fixtures/images/build.js";
+import { debianBase } from "../test/admission/scanner/fixtures/images/rootfs.js";
 import { SYNTHETIC_POOLS, syntheticPackage, syntheticRecords, writeZip, type SyntheticRecord } from "../test/admission/scanner/vulndb-support.js";
 import { canPin, cpuMs, runBenchmark } from "./lib/proc.js";
 import { fmtRatio, median, type BenchResult } from "./lib/stats.js";
@@ -88,16 +88,7 @@ function rootfsOf(pkgs: { dpkg: Pkg[]; npm: Pkg[] }): FixtureEntry[] {
     .map((p) => `Package: ${p.name}\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: ${p.version}\nDescription: ${p.name} library\n`)
     .join("\n");
   const entries: FixtureEntry[] = [
-    dir("./"),
-    dir("etc/"),
-    dir("usr/"),
-    dir("usr/lib/"),
-    file("usr/lib/os-release", OS_RELEASE),
-    symlink("etc/os-release", "../usr/lib/os-release"),
-    dir("var/"),
-    dir("var/lib/"),
-    dir("var/lib/dpkg/"),
-    file("var/lib/dpkg/status", status),
+    ...debianBase(status),
     dir("usr/lib/x86_64-linux-gnu/"),
     dir("app/"),
     dir("app/node_modules/"),

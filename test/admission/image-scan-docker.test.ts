@@ -20,8 +20,8 @@ import { ManualClock } from "../../src/core/index.js";
 import { Store } from "../../src/store/index.js";
 import { describeDocker, dockerCli, itDocker, newTestRun, testEngine } from "../support/docker.js";
 import { attrs, policySet, policyYaml } from "./fixture.js";
-import { dir, file, symlink, tarOf } from "./scanner/fixtures/images/build.js";
-import { OS_RELEASE } from "./scanner/fixtures/images/rootfs.js";
+import { tarOf } from "./scanner/fixtures/images/build.js";
+import { debianBase } from "./scanner/fixtures/images/rootfs.js";
 import { entriesOf, fixtureRecords, writeZip } from "./scanner/vulndb-support.js";
 
 const DPKG_STATUS = `Package: openssl
@@ -46,18 +46,7 @@ Version: 1:1.2.13.dfsg-1
 Description: compression library - runtime
 `;
 
-const ROOTFS = [
-  dir("./"),
-  dir("etc/"),
-  dir("usr/"),
-  dir("usr/lib/"),
-  file("usr/lib/os-release", OS_RELEASE),
-  symlink("etc/os-release", "../usr/lib/os-release"),
-  dir("var/"),
-  dir("var/lib/"),
-  dir("var/lib/dpkg/"),
-  file("var/lib/dpkg/status", DPKG_STATUS),
-];
+const ROOTFS = debianBase(DPKG_STATUS);
 
 const engine = testEngine();
 const run = newTestRun();
