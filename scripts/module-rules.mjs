@@ -57,6 +57,7 @@ export const MODULE_RULES = Object.freeze({
     "tar-stream": "src/admission/scanner/",
     yauzl: "src/admission/scanner/",
     "better-sqlite3": "src/store/",
+    "prom-client": "src/monitoring/",
   }),
 });
 

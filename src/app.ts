@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { AuditLog, auditSignerFrom, issueAuditCredentials, loadAuditCredentials, loadOrCreateHmacKey, renewAuditCredentialsIfDue, type AuditSource } from "./audit/index.js";
 import type { Clock, GatewayConfig, Logger } from "./core/index.js";
+import { monitoringConfigOf } from "./core/index.js";
 import { VERSION, assertTrustDomain, createLogger, formatIdentity, defaultConfig, formatHostPort, parseConfig, parseHostPort, parseIdentity, pcError, scanConfigOf, secretsConfigOf, systemClock } from "./core/index.js";
 import {
   apiRoutes,
@@ -17,6 +18,9 @@ import {
   VulnRescan,
   type AdmissionGate,
   tlsServerOf,
+  parseMetricsListen,
+  startMetricsListener,
+  type MetricsListener,
   type Authorizer,
   type RouteContext,
   type ServerCredentials,
@@ -61,6 +65,8 @@ import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LO
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
 import { createKeyringFile, Keyring, kekSourceFor, keyringPath, SecretService } from "./secrets/index.js";
+import { GatewayMetrics, MonitoringRulesService, MonitoringService, RuleEngine, shippedMonitoringRules, DERIVED_ACTIONS } from "./monitoring/index.js";
+import { AlertService, QuarantineService, ResponseActions, WebhookSink, loadWebhookKey } from "./monitoring/index.js";
 
 /**
  * The composition root: builds the domains from a data directory and wires them into
@@ -155,6 +161,7 @@ export function initGateway(opts: InitOptions): InitResult {
     new NodeRegistry(store, audit, clock).add(LOCAL_NODE, LOCAL_ENDPOINT, {}, SYSTEM_ACTOR);
     new PolicyService(store, audit, clock).seed(opts.policyCsv ?? shippedPolicyCsv(), SYSTEM_ACTOR.identity);
     new AdmissionPolicyService(store, audit, clock).seed(opts.admissionPolicyFiles ?? shippedAdmissionPolicyFiles(), SYSTEM_ACTOR.identity);
+    new MonitoringRulesService(store, audit, clock).seed(shippedMonitoringRules(), SYSTEM_ACTOR.identity);
     const admin = parseIdentity(FIRST_ADMIN);
     const kp = generateKeyPair("ec-p256");
     const issued = pki.issueClient(admin, spkiDer(kp.publicKey), SYSTEM_ACTOR);
@@ -201,6 +208,13 @@ export interface GatewayOptions {
   readonly scanTimeoutMs?: number;
   /** PATH the scanner looks for trivy in (default the process's); "" uses the built-in scanner unless config.scan.trivyPath is set. */
   readonly scannerPathEnv?: string;
+  /**
+   * HOST:PORT of a plain-HTTP listener serving only GET /metrics; a loopback address
+   * only (PC_CONFIG_INVALID otherwise). Absent: metrics only on the API port.
+   */
+  readonly metricsListen?: string;
+  /** Overrides of config.monitoring, and stream timing (tests shorten them). */
+  readonly monitoring?: { readonly statsIntervalMs?: number; readonly reconnectBaseMs?: number; readonly pollNodesMs?: number };
 }
 
 export interface Gateway {
@@ -212,6 +226,10 @@ export interface Gateway {
   readonly policy: PolicyService;
   /** The admission policies in force, versioned. */
   readonly admissionPolicy: AdmissionPolicyService;
+  /** The monitoring rules in force, versioned. */
+  readonly monitoringRules: MonitoringRulesService;
+  /** Runtime monitoring: each node's event stream, stats sampling, the monitor. */
+  readonly monitoring: MonitoringService;
   /** Time-bound exemptions from admission checks. */
   readonly waivers: WaiverService;
   readonly namespaces: NamespaceService;
@@ -239,6 +257,18 @@ export interface Gateway {
   readonly scanViews: RouteContext["scan"];
   /** Rescans what runs when a new vulnerability database is in force, and raises alerts. */
   readonly rescan: VulnRescan;
+  /** Alerts raised by the monitoring rules: raise (inside a transaction), list, get, ack. */
+  readonly alerts: AlertService;
+  /** Carries out the response actions of alerts (stop, pause, quarantine, revoke). */
+  readonly responseActions: ResponseActions;
+  /** Containers held in quarantine: list, release. */
+  readonly quarantines: QuarantineService;
+  /** The alert webhook, when config.monitoring.webhook names one. */
+  readonly webhook: WebhookSink | undefined;
+  /** The gateway's Prometheus metrics (GET /metrics). */
+  readonly metrics: GatewayMetrics;
+  /** host:port of the plain metrics listener, when `metricsListen` was given. */
+  readonly metricsAddress: string | undefined;
   /** Renews the server certificate if two thirds of its life have passed. */
   renewServerCertificateIfDue(): boolean;
   close(): Promise<void>;
@@ -302,15 +332,22 @@ async function exportFromNodes(nodes: NodeRegistry, imageId: string): Promise<No
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger();
+  // Refused before anything is opened: metrics are not served in the clear off the host.
+  const metricsListen = opts.metricsListen !== undefined ? parseMetricsListen(opts.metricsListen) : undefined;
   openDataDir(opts.dataDir);
   const config = loadConfig(opts.dataDir);
   // The keyring first: without it the gateway does not start (no plaintext fallback, no
   // key made at start-up).
   const keyring = Keyring.open(kekSourceFor(secretsConfigOf(config).keyring, opts.dataDir));
+  // The alert webhook's signing key: a gateway configured with a webhook does not start without a valid one.
+  const webhookConfig = monitoringConfigOf(config).webhook;
+  const webhookKey = webhookConfig !== undefined ? loadWebhookKey(webhookConfig.keyFile) : undefined;
   const store = Store.open(opts.dataDir);
+  const metrics = new GatewayMetrics({ certificateCounts: () => store.certificates.counts() });
   const audit = new AuditLog(store, clock, {
     trustDomain: config.trustDomain,
     hmacKey: loadOrCreateHmacKey(opts.dataDir),
+    metrics,
     onFlushError: (e, lost) => logger.error({ err: String(e), lost }, "access log group write failed"),
     onCheckpointError: (e) => logger.error({ err: String(e) }, "audit checkpoint failed"),
   });
@@ -353,6 +390,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
   const admissionPolicy = new AdmissionPolicyService(store, audit, clock);
+  const monitoringRules = new MonitoringRulesService(store, audit, clock);
   const waivers = new WaiverService(store, audit, clock);
   // The policies in force, read (and cached) per request: an unreadable policy denies.
   // The waivers in force are read at the same instant the chain judges by.
@@ -384,7 +422,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(opts.scannerPathEnv !== undefined ? { pathEnv: opts.scannerPathEnv } : {}),
   });
   const scanCache = new ScanCache(store, { clock });
-  const scanHook = cachedScanHook(scanner, scanCache, scanTimeoutMs);
+  const scanHook = cachedScanHook(scanner, scanCache, scanTimeoutMs, (hit) => metrics.scanCache(hit));
   // Imports a crash left `loading`, and the rows of replaced imports, are cleared in the background.
   const vulndbCleanup = cleanupVulnDb(store, { clock }).catch((e: unknown) => logger.error({ err: String(e) }, "vulnerability database cleanup failed"));
   const gate: AdmissionGate = {
@@ -400,7 +438,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
   const deploy = {
-    pipeline: new DeployPipeline(verifier, deployments, gate, store, store.decisionRecords, audit, clock),
+    pipeline: new DeployPipeline(verifier, deployments, gate, store, store.decisionRecords, audit, clock, metrics),
     views: new DeploymentViews(store, nodes),
     decision: (namespace: string, id: string): unknown => {
       const row = store.decisionRecords.get(id);
@@ -435,9 +473,68 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     databaseVersion: () => store.vulndb.activeId(),
     previousResult: (imageId, version) => scanCache.get(scanner.kind, imageId, version, String(version)),
     mayDeploy: (id, ns) => policy.decide(id, ns, "deployments", "deploy").allowed,
+    newFindings: (f) =>
+      monitoring.monitor.handleGatewayEvent({
+        action: DERIVED_ACTIONS.scanNewFindings,
+        namespace: f.namespace,
+        deployment: f.deployment,
+        attributes: { findings: f.findings.join(",").slice(0, 2000), databaseVersion: String(f.databaseVersion), previousVersion: String(f.previousVersion) },
+        cause: f.cause,
+      }),
     audit,
     clock,
     logger,
+  });
+  // Alerts, their response actions, quarantines and the webhook. Actions run after the
+  // transaction that raised their alert; deliveries likewise (both kicked, and polled).
+  const webhook = webhookConfig !== undefined && webhookKey !== undefined ? new WebhookSink(webhookConfig, webhookKey, store, clock, logger) : undefined;
+  const responseActions = new ResponseActions({
+    store,
+    audit,
+    clock,
+    logger,
+    engine: (node) => nodes.engine(node),
+    stopDeployment: (ns, name, reason) => deployments.stopUsing(ns, name, reason, systemActor.identity),
+    revokeIdentity: async (identity, reason) => {
+      const r = pki.revokeIdentity(identity, reason, systemActor);
+      enforcer?.check();
+      return r;
+    },
+  });
+  const alerts = new AlertService(store, audit, clock, {
+    onRaised: (alert, created) => {
+      if (created && alert.actions.length > 0) responseActions.kick();
+      webhook?.kick();
+    },
+    ...(webhook !== undefined ? { sink: webhook } : {}),
+  });
+  // Runtime monitoring: the rules in force judge every event of every node and the stats
+  // of managed containers. A data directory from before monitoring gets the shipped rules.
+  if (store.monitoringRulesVersions.latest() === undefined) monitoringRules.seed(shippedMonitoringRules(), systemActor.identity);
+  const ruleEngine = new RuleEngine(() => monitoringRules.current().set);
+  const monitoringConfig = { ...monitoringConfigOf(config), ...(opts.monitoring?.statsIntervalMs !== undefined ? { statsIntervalMs: opts.monitoring.statsIntervalMs } : {}) };
+  const monitoring = new MonitoringService({
+    store,
+    audit,
+    clock,
+    logger,
+    gatewayId,
+    config: monitoringConfig,
+    nodes: () => nodes.list(),
+    engine: (node) => nodes.engine(node),
+    rules: ruleEngine,
+    alerts,
+    workers: webhook !== undefined ? [responseActions, webhook] : [responseActions],
+    metrics,
+    ...(opts.monitoring?.reconnectBaseMs !== undefined ? { reconnectBaseMs: opts.monitoring.reconnectBaseMs } : {}),
+    ...(opts.monitoring?.pollNodesMs !== undefined ? { pollNodesMs: opts.monitoring.pollNodesMs } : {}),
+  });
+  const quarantines = new QuarantineService({
+    store,
+    audit,
+    clock,
+    engine: (node) => nodes.engine(node),
+    releaseReplica: (ns, name, containerName, commit) => deployments.releaseHeld(ns, name, containerName, commit),
   });
   const namespaces = new NamespaceService(store, audit, clock, {
     count: (ns) => ({ deployments: store.deployments.countInNamespace(ns), secrets: store.secrets.countInNamespace(ns) }),
@@ -469,12 +566,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const { inventory } = await inventoryImage(await engine.exportImage(details.id));
       return sbomOf(details.id, inventory, { imageName: image, clock });
     },
-    alerts: (kind) => store.alerts.list(kind !== undefined ? { kind } : {}).map((a) => ({ ...a, createdAt: new Date(a.createdAt).toISOString() })),
   };
   const ctx: RouteContext = {
+    nodeEvents: (node) => monitoring.streams.state(node),
     pki,
     policy,
     admissionPolicy,
+    monitoringRules,
+    recordedEvents: store.monitorEvents,
     waivers,
     namespaces,
     nodes,
@@ -488,6 +587,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     health: opts.health ?? (() => localHealth(store, engine)),
     secrets,
     scan: scanViews,
+    alerts,
+    quarantines,
+    metrics,
     secretUsers: {
       running: (ns, name) => {
         const d = store.deployments.get(ns, name);
@@ -499,7 +601,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const authorizer: Authorizer = opts.authorizer ?? {
     authorize: (id, resource, action, namespace) => policy.decide(formatIdentity(id), namespace, resource, action),
   };
-  const common = { logger, audit, authorizer, trustDomain: config.trustDomain };
+  const common = { logger, audit, authorizer, trustDomain: config.trustDomain, metrics };
   const api = await buildServer({
     ...common,
     kind: "api",
@@ -518,9 +620,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   auditRefusedHandshakes(tlsServerOf(api), audit, logger, "api");
   auditRefusedHandshakes(tlsServerOf(bootstrap), audit, logger, "bootstrap");
 
+  let metricsListener: MetricsListener | undefined;
   try {
     await api.listen({ host: apiListen.host, port: apiListen.port });
     await bootstrap.listen({ host: bootListen.host, port: bootListen.port });
+    if (metricsListen !== undefined) metricsListener = await startMetricsListener(metricsListen, () => metrics.render(), logger);
   } catch (e) {
     await api.close();
     await bootstrap.close();
@@ -535,6 +639,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   reconciler.start();
   readmission.start(opts.readmitIntervalMs ?? 60_000);
   rescan.start(opts.rescanCheckMs ?? 5_000);
+  monitoring.start();
   // Resumes a KEK rotation that a stop or a crash cut short.
   secrets.startRewrap();
 
@@ -570,6 +675,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pki,
     policy,
     admissionPolicy,
+    monitoringRules,
+    monitoring,
     waivers,
     namespaces,
     nodes,
@@ -588,6 +695,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     scanCache,
     rescan,
     scanViews,
+    alerts,
+    responseActions,
+    quarantines,
+    webhook,
+    metrics,
+    metricsAddress: metricsListener?.address,
     renewServerCertificateIfDue: () => {
       const renewed = renewIfDue();
       if (renewed) {
@@ -600,10 +713,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       (closing ??= (async () => {
         clearInterval(renewTimer);
         enforcer?.stop();
-        await Promise.allSettled([api.close(), bootstrap.close()]);
+        await Promise.allSettled([api.close(), bootstrap.close(), metricsListener?.close()]);
         await reconciler.stop();
         await readmission.stop();
         await rescan.stop();
+        await monitoring.stop();
         await secrets.stop();
         await vulndbCleanup;
         try {

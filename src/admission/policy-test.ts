@@ -32,12 +32,11 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { pcError } from "../core/index.js";
 import { DEPLOY_OPERATIONS, manifestDigest, manifestIssues, validateManifest, type DeployOperation, type Manifest } from "../deploy/index.js";
 import { evaluate } from "./chain.js";
 import { parseAdmissionPolicies } from "./policy.js";
 import { shippedAdmissionPolicySet } from "./shipped.js";
-import { formatPath, isPlainMap, parseFieldPath, readStrictYaml, type FieldPath } from "./strict-yaml.js";
+import { formatPath, isPlainMap, parseFieldPath, pcError, readStrictYaml, type FieldPath } from "../core/index.js";
 import { SEVERITY_LEVELS, type FindingSeverityLevel, type ScanFinding, type ScanResult } from "./scanner/scanner.js";
 import type { AdmissionAttributes, AdmissionHooks, AdmissionPolicySet, ImageFacts, PolicyFile } from "./types.js";
 

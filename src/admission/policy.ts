@@ -16,9 +16,8 @@
  * `file:line: field: reason`.
  */
 import { dnsLabelReason, labelKeyReason, labelValueReason } from "../deploy/index.js";
-import { pcError } from "../core/index.js";
 import { CHECKS } from "./checks/index.js";
-import { formatPath, isPlainMap, parseFieldPath, readStrictYaml, type FieldPath } from "./strict-yaml.js";
+import { formatPath, isPlainMap, parseFieldPath, pcError, readStrictYaml, type FieldPath } from "../core/index.js";
 import { CHECK_MODES, type AdmissionPolicy, type AdmissionPolicySet, type CheckMode, type PolicyCheck, type PolicyFile } from "./types.js";
 
 export const POLICY_API_VERSION = "portcullis/v1";

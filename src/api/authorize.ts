@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import type { AuditSink } from "../core/index.js";
+import type { AuditSink, MetricsSink } from "../core/index.js";
 import { isPortcullisError, pcError } from "../core/index.js";
 import { assertNamespaceName, CLUSTER } from "../rbac/index.js";
 import type { Authorizer } from "./authz.js";
@@ -30,6 +30,7 @@ export function authorizeRequest(
   authz: Extract<Authz, { kind: "rbac" }>,
   authorizer: Authorizer,
   audit: AuditSink,
+  metrics?: MetricsSink,
 ): void {
   const namespace = namespaceOf(req, authz.namespace);
   let allowed = false;
@@ -43,6 +44,7 @@ export function authorizeRequest(
     failure = e;
     req.log.error({ err: isPortcullisError(e) ? e.code : String(e) }, "authorizer failed; denying");
   }
+  metrics?.authz(authz.resource, authz.action, allowed);
   audit.record({
     type: "authz.decision",
     outcome: failure ? "error" : allowed ? "allowed" : "denied",

@@ -18,9 +18,10 @@
  * Mth valid one arrives, the stored request is verified again and judged by the
  * policies in force now, with the approvals counted, and then handed to the controller.
  */
-import type { AuditSink, Clock } from "../core/index.js";
+import type { AuditSink, Clock, MetricsSink } from "../core/index.js";
 import { createHash } from "node:crypto";
-import { canonicalize, isPortcullisError, pcError, PortcullisError } from "../core/index.js";
+import { performance } from "node:perf_hooks";
+import { canonicalize, isPortcullisError, NO_METRICS, pcError, PortcullisError } from "../core/index.js";
 import { APPROVALS_LABEL, type AdmissionAttributes, type AdmissionDecision } from "../admission/index.js";
 import { approvalSha256, verifyApproval, type CheckedDeployRequest, type DeployRequestVerifier } from "../deploy/index.js";
 import { certificatesFromPem } from "../pki/index.js";
@@ -77,9 +78,30 @@ export class DeployPipeline {
     private readonly decisions: DecisionStore,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
+    /** Deploy latency by outcome, and admission denials by check. */
+    private readonly metrics: MetricsSink = NO_METRICS,
   ) {}
 
+  /**
+   * One signed deploy request, timed from its arrival here to its decision (a request
+   * held for approvals is not decided yet, and is not timed).
+   */
   async submit(jws: string, caller: Caller, meta: DeployMeta): Promise<DecisionRecord | PendingAnswer> {
+    const started = performance.now();
+    let outcome: "accepted" | "denied" | "error" | undefined;
+    try {
+      const answer = await this.decide(jws, caller, meta);
+      if (!("pending" in answer)) outcome = "accepted";
+      return answer;
+    } catch (e) {
+      outcome = isPortcullisError(e) && e.status < 500 ? "denied" : "error";
+      throw e;
+    } finally {
+      if (outcome !== undefined) this.metrics.deployLatency(outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async decide(jws: string, caller: Caller, meta: DeployMeta): Promise<DecisionRecord | PendingAnswer> {
     let stage = "signature";
     try {
       const verified = await this.verifier.verify(jws, { certificateDer: caller.certificateDer, expect: { namespace: meta.namespace } });
@@ -99,6 +121,7 @@ export class DeployPipeline {
       }
       if (!decision.allowed && awaitsApprovals(decision)) return this.hold(verified, caller, meta);
       if (!decision.allowed) {
+        for (const d of decision.denials) this.metrics.admissionDenied(d.check);
         const record = this.reviewRecord(verified, meta, decision, null, false);
         this.store.transaction(() => {
           this.decisions.insert(this.row(record, false));
@@ -256,6 +279,7 @@ export class DeployPipeline {
     if (!decision.allowed && awaitsApprovals(decision)) return this.pendingAnswer(p, valid);
     const approvals = this.evidence(p.id, valid);
     if (!decision.allowed || !rbac.allowed) {
+      for (const d of decision.denials) this.metrics.admissionDenied(d.check);
       const record = { ...this.reviewRecord(verified, deployMeta, decision, null, false), approvals };
       this.store.transaction(() => {
         if (!this.store.pendingRequests.setState(p.id, "pending", "failed", p.id)) throw pcError("PC_ADMISSION_APPROVAL_INVALID", "the request was already decided");

@@ -12,3 +12,4 @@ export { DeployPipeline } from "./deploy-pipeline.js";
 export type { AdmissionGate, DecisionStore, DeployMeta, ReviewRecord } from "./deploy-pipeline.js";
 export { Readmission } from "./readmission.js";
 export { NEW_FINDINGS_ALERT, VulnRescan, type RescanDeps, type RescanReport } from "./rescan.js";
+export { METRICS_LOOPBACK_HOSTS, parseMetricsListen, startMetricsListener, type MetricsListener } from "./metrics-listener.js";

@@ -3,9 +3,10 @@
  * import may come from `portcullis vulndb import` in another process); when it changes,
  * every image of every running deployment is judged again, as a new request would be,
  * with the new database. A blocking finding that did not block under the previous
- * database (judged by the same policies) is new: the deployments that have one are named
- * in one alert per namespace, stored (`alerts`, kind `scan.new_findings`) and audited
- * (`scan.new_findings`) in one transaction. Nothing is stopped unless an image-scan check
+ * database (judged by the same policies) is new: the rescan's finding is audited once
+ * per namespace (`scan.new_findings`, naming the deployments), and each deployment with
+ * one is handed to monitoring as an event (`portcullis`/`scan_new_findings`), where the
+ * rules in force (shipped: `scan-new-findings`) raise its alert. Nothing is stopped unless an image-scan check
  * that selects the namespace says `onNewFindings: stop`: then those deployments are
  * stopped (desired replicas 0, `deploy.stopped`).
  *
@@ -16,7 +17,6 @@
  * findings under the old database were waived or none). A deployment that cannot be judged is
  * logged and left as it is; the periodic re-admission reports it.
  */
-import { randomBytes } from "node:crypto";
 import type { AuditSink, Clock, Logger } from "../core/index.js";
 import {
   IMAGE_SCAN_CHECK,
@@ -45,6 +45,12 @@ export interface RescanDeps {
   /** The result of an image under an earlier database version, when still kept. */
   readonly previousResult: (imageId: string, version: number) => ScanResult | undefined;
   readonly mayDeploy: (identity: string, namespace: string) => boolean;
+  /**
+   * Hands one deployment's new findings to monitoring (an event the rules judge); returns
+   * the ids of the alerts it raised or added to. `cause` is unique per rescan and
+   * deployment, so a rescan repeated after a crash raises nothing twice.
+   */
+  readonly newFindings: (input: { readonly namespace: string; readonly deployment: string; readonly findings: readonly string[]; readonly databaseVersion: number; readonly previousVersion: number; readonly cause: string }) => readonly string[];
   readonly audit: AuditSink;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -54,7 +60,7 @@ export interface RescanDeps {
 export interface RescanReport {
   readonly version: number;
   readonly previous: number;
-  readonly alerts: readonly { readonly id: string; readonly namespace: string; readonly deployments: readonly string[]; readonly stopped: readonly string[] }[];
+  readonly alerts: readonly { readonly ids: readonly string[]; readonly namespace: string; readonly deployments: readonly string[]; readonly stopped: readonly string[] }[];
 }
 
 interface Found {
@@ -127,40 +133,38 @@ export class VulnRescan {
     }
     const alerts: RescanReport["alerts"][number][] = [];
     for (const [namespace, found] of byNamespace) {
-      const id = `alert-${randomBytes(8).toString("hex")}`;
       const deployments = found.map((f) => f.name).sort();
       const findings = Object.fromEntries(found.map((f) => [f.name, f.findings]));
       const stopping = found.filter((f) => f.stop).map((f) => f.name).sort();
       const ids = [...new Set(found.flatMap((f) => f.findings))].sort();
-      store.transaction(() => {
-        store.alerts.insert({
-          id,
-          kind: NEW_FINDINGS_ALERT,
-          namespace,
-          deployments,
-          detail: { databaseVersion: version, previousVersion: previous, findings, stopped: stopping },
-          createdAt: this.deps.clock.now().getTime(),
-        });
-        this.deps.audit.record({
-          type: NEW_FINDINGS_ALERT,
-          outcome: "denied",
-          actor: ACTOR,
-          resource: "alerts",
-          namespace,
-          target: deployments.join(",").slice(0, 500),
-          reason: `alert ${id}: database version ${version} finds ${ids.join(", ")}`.slice(0, 500),
-        });
+      this.deps.audit.recordAfter({
+        type: NEW_FINDINGS_ALERT,
+        outcome: "denied",
+        actor: ACTOR,
+        resource: "alerts",
+        namespace,
+        target: deployments.join(",").slice(0, 500),
+        reason: `database version ${version} finds ${ids.join(", ")}`.slice(0, 500),
       });
+      const alertIds = new Set<string>();
+      for (const f of found) {
+        try {
+          const raised = this.deps.newFindings({ namespace, deployment: f.name, findings: f.findings, databaseVersion: version, previousVersion: previous, cause: `rescan:${version}:${namespace}/${f.name}` });
+          for (const a of raised) alertIds.add(a);
+        } catch (e) {
+          this.deps.logger.error({ err: String(e), namespace, deployment: f.name }, "rescan: raising the alert failed");
+        }
+      }
       const stopped: string[] = [];
       for (const name of stopping) {
         try {
-          await this.deps.controller.stopUsing(namespace, name, `new blocking findings (alert ${id}): ${(findings[name] ?? []).join(", ")}`, ACTOR);
+          await this.deps.controller.stopUsing(namespace, name, `new blocking findings (database version ${version}): ${(findings[name] ?? []).join(", ")}`, ACTOR);
           stopped.push(name);
         } catch (e) {
           this.deps.logger.error({ err: String(e), namespace, deployment: name }, "rescan: stopping the deployment failed");
         }
       }
-      alerts.push({ id, namespace, deployments, stopped });
+      alerts.push({ ids: [...alertIds].sort(), namespace, deployments, stopped });
     }
     return { version, previous, alerts };
   }

@@ -1,7 +1,7 @@
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
-import type { AuditEvent, AuditSink, Logger } from "../core/index.js";
-import { newRequestId, parseStrictJson, pcError } from "../core/index.js";
+import type { AuditEvent, AuditSink, Logger, MetricsSink } from "../core/index.js";
+import { newRequestId, NO_METRICS, parseStrictJson, pcError } from "../core/index.js";
 import type { Authorizer } from "./authz.js";
 import { authorizeRequest } from "./authorize.js";
 import { errorBody, sendError } from "./errors.js";
@@ -24,6 +24,8 @@ export interface ServerDeps {
   readonly trustDomain: string;
   /** Checked on every API request: a certificate revoked after the handshake is refused. */
   readonly isRevoked: (serial: string) => boolean;
+  /** Requests answered and authorization decisions (default: kept nowhere). */
+  readonly metrics?: MetricsSink;
 }
 
 /** Finds the request's caller; only the API port has one. */
@@ -135,6 +137,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       );
   });
 
+  // Every answer is counted under its route pattern (never the raw URL), once it has left.
+  const metrics = deps.metrics ?? NO_METRICS;
+  const listener = deps.kind;
+  app.addHook("onResponse", (req, reply, done) => {
+    metrics.request(listener, req.routeOptions.url ?? "unmatched", req.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+
   for (const r of deps.routes) {
     const authz = r.authz;
     if (deps.kind === "bootstrap" && authz.kind !== "public") throw pcError("PC_API_ROUTE_UNDECLARED", `${r.url} is not public`);
@@ -154,7 +164,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         ? {
             onRequest: (req: FastifyRequest, _reply: unknown, done: (e?: Error) => void) => {
               try {
-                authorizeRequest(req, requireCaller(req), authz, deps.authorizer, deps.audit);
+                authorizeRequest(req, requireCaller(req), authz, deps.authorizer, deps.audit, metrics);
                 done();
               } catch (e) {
                 done(e as Error);

@@ -1,6 +1,7 @@
 import { X509Certificate } from "node:crypto";
-import type { AuditEvent, AuditSink, Clock } from "../core/index.js";
-import { pcError } from "../core/index.js";
+import { performance } from "node:perf_hooks";
+import type { AuditEvent, AuditSink, Clock, MetricsSink } from "../core/index.js";
+import { NO_METRICS, pcError } from "../core/index.js";
 import type { AuditLogRow, Store } from "../store/index.js";
 import {
   ENTRY_VERSION,
@@ -46,6 +47,8 @@ export interface AuditLogOptions {
   readonly onFlushError?: ((error: unknown, lost: number) => void) | undefined;
   /** A checkpoint could not be signed or stored; requests are not affected. */
   readonly onCheckpointError?: ((error: unknown) => void) | undefined;
+  /** Times each append: one entry written by `record`, or one group commit. */
+  readonly metrics?: MetricsSink | undefined;
 }
 
 interface Pending {
@@ -82,6 +85,7 @@ export class AuditLog implements AuditSink, AuditSource {
   private readonly tickMs: number;
   private readonly onFlushError: (error: unknown, lost: number) => void;
   private readonly onCheckpointError: (error: unknown) => void;
+  private readonly metrics: MetricsSink;
   private buffer: Pending[] = [];
   private scheduled = false;
   private deferredCheck = false;
@@ -109,6 +113,7 @@ export class AuditLog implements AuditSink, AuditSource {
     this.tickMs = opts.checkpointTickMs ?? Math.max(10, Math.floor(this.intervalMs / 4));
     this.onFlushError = opts.onFlushError ?? (() => undefined);
     this.onCheckpointError = opts.onCheckpointError ?? (() => undefined);
+    this.metrics = opts.metrics ?? NO_METRICS;
     const last = store.auditLog.lastCheckpoint();
     this.lastCheckpointSeq = last?.seq ?? -1;
     this.lastCheckpointAt = last ? Date.parse(last.time) : clock.now().getTime();
@@ -141,6 +146,7 @@ export class AuditLog implements AuditSink, AuditSource {
   }
 
   record(event: AuditEvent): void {
+    const started = performance.now();
     let seq: number;
     try {
       const parts = entryParts(event, this.hmacKey);
@@ -150,6 +156,7 @@ export class AuditLog implements AuditSink, AuditSource {
     } catch (e) {
       throw pcError("PC_AUDIT_WRITE_FAILED", undefined, e);
     }
+    this.metrics.auditAppend((performance.now() - started) / 1000);
     this.afterWrite(seq);
   }
 
@@ -297,6 +304,7 @@ export class AuditLog implements AuditSink, AuditSource {
     if (this.buffer.length === 0) return undefined;
     const batch = this.buffer;
     this.buffer = [];
+    const started = performance.now();
     let last: number;
     try {
       last = this.store.transaction(() => {
@@ -320,6 +328,7 @@ export class AuditLog implements AuditSink, AuditSource {
       }
       return { error, lost };
     }
+    this.metrics.auditAppend((performance.now() - started) / 1000);
     let seq = last - batch.length;
     for (const p of batch) p.resolve?.({ seq: ++seq });
     this.afterWrite(last);

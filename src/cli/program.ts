@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import { VERSION, createLogger, formatIdentity, parseDuration, parseIdentity, PortcullisError, pcError, resolveDataDir, toPortcullisError } from "../core/index.js";
 import { formatFingerprint, type IssuedBundle } from "../pki/index.js";
 import { initGateway, startGateway } from "../app.js";
+import { parseMetricsListen } from "../api/index.js";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { enroll } from "./commands/enroll.js";
@@ -14,6 +15,8 @@ import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerWaiverCommands } from "./commands/waiver.js";
 import { registerSecretCommands } from "./commands/secret.js";
 import { registerScanCommands } from "./commands/scan.js";
+import { registerAlertCommands } from "./commands/alerts.js";
+import { registerMonitoringCommands } from "./commands/monitoring.js";
 import { formatDenial, print, type OutputFormat } from "./output.js";
 import { resolveProfilePath, Session } from "./session.js";
 
@@ -31,7 +34,7 @@ export function buildProgram(): Command {
   const program = new Command("portcullis")
     .description("Security-first orchestration gateway (portcullis --version prints the version)")
     .addOption(new Option("--profile <file>", "client profile (env PORTCULLIS_PROFILE; default: the admin profile of the data dir)"))
-    .addOption(new Option("-o, --output <format>", "output format: table, json, csv (policy get only); for audit export, the output file").default("table"))
+    .addOption(new Option("-o, --output <format>", "output format: table, json, csv (policy get only), yaml (monitoring rules get only); for audit export, the output file").default("table"))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -40,6 +43,7 @@ export function buildProgram(): Command {
   program.hook("preAction", (_program, action) => {
     const o = program.opts<{ output: string }>().output;
     if (isAuditExport(action)) return; // there, -o names the output file
+    if (o === "yaml" && isMonitoringRulesGet(action)) return; // the rules file alone
     if (!["table", "json", "csv"].includes(o)) throw pcError("PC_CLI_USAGE", `-o ${o}: the format is table, json or csv`);
     if (o === "csv" && !(action.name() === "get" && action.parent?.name() === "policy")) {
       throw pcError("PC_CLI_USAGE", "-o csv is only for policy get");
@@ -75,19 +79,28 @@ export function buildProgram(): Command {
       });
     });
 
-  const serve = (o: { dataDir?: string }) => runServer(resolveDataDir(o.dataDir));
-  program.command("serve").description("run the gateway").option("--data-dir <dir>", "data directory").action(serve);
+  const METRICS_LISTEN_HELP = "also serve GET /metrics over plain HTTP on this loopback address (127.0.0.1, ::1 or localhost only)";
+  const serve = (o: { dataDir?: string; metricsListen?: string }) => runServer(resolveDataDir(o.dataDir), o.metricsListen);
+  program
+    .command("serve")
+    .description("run the gateway")
+    .option("--data-dir <dir>", "data directory")
+    .option("--metrics-listen <host:port>", METRICS_LISTEN_HELP)
+    .action(serve);
   program
     .command("up")
     .description("initialise the data directory with the embedded defaults if it does not exist, then serve")
     .option("--data-dir <dir>", "data directory")
-    .action(async (o: { dataDir?: string }) => {
+    .option("--metrics-listen <host:port>", METRICS_LISTEN_HELP)
+    .action(async (o: { dataDir?: string; metricsListen?: string }) => {
+      // A refused address is refused before anything is created.
+      if (o.metricsListen !== undefined) parseMetricsListen(o.metricsListen);
       const dir = resolveDataDir(o.dataDir);
       if (!existsSync(join(dir, "portcullis-data.json"))) {
         const r = initGateway({ dataDir: dir });
         process.stderr.write(`initialised ${dir}\nCA fingerprint ${formatFingerprint(r.rootFingerprint)}\nadmin profile ${r.adminProfile}\n`);
       }
-      await runServer(dir);
+      await runServer(dir, o.metricsListen);
     });
 
   const tokens = program.command("enroll-token").description("one-time enrollment tokens");
@@ -169,7 +182,20 @@ export function buildProgram(): Command {
   registerWaiverCommands(program, globals, session);
   registerSecretCommands(program, globals, session);
   registerScanCommands(program, globals, session);
+  registerAlertCommands(program, globals, session);
   registerAdmissionCommands(
+    program,
+    globals,
+    session,
+    (ok) => {
+      if (!ok) answeredNo = true;
+    },
+    (e) => {
+      process.stderr.write(`error: ${e.code}: ${e.publicMessage}\n`);
+      badInputFile = true;
+    },
+  );
+  registerMonitoringCommands(
     program,
     globals,
     session,
@@ -200,16 +226,21 @@ function isAuditExport(c: Command): boolean {
   return c.name() === "export" && c.parent?.name() === "audit";
 }
 
+function isMonitoringRulesGet(c: Command): boolean {
+  return c.name() === "get" && c.parent?.name() === "rules" && c.parent.parent?.name() === "monitoring";
+}
+
 /** Set by can-i when the answer is no: the command succeeded, and exits 1. */
 let answeredNo = false;
 /** Set when an offline command was given a file it cannot use: exits 2. */
 let badInputFile = false;
 
 /** Runs the gateway until SIGTERM or SIGINT, then drains in-flight requests and closes the store. */
-async function runServer(dataDir: string): Promise<void> {
+async function runServer(dataDir: string, metricsListen?: string): Promise<void> {
   const logger = createLogger();
-  const gw = await startGateway({ dataDir, logger });
-  logger.info({ api: gw.apiAddress, bootstrap: gw.bootstrapAddress, trustDomain: gw.config.trustDomain }, "portcullis serving");
+  const gw = await startGateway({ dataDir, logger, ...(metricsListen !== undefined ? { metricsListen } : {}) });
+  const metrics = gw.metricsAddress !== undefined ? { metrics: gw.metricsAddress } : {};
+  logger.info({ api: gw.apiAddress, bootstrap: gw.bootstrapAddress, ...metrics, trustDomain: gw.config.trustDomain }, "portcullis serving");
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       logger.info({ signal: sig }, "draining");

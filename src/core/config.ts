@@ -71,6 +71,96 @@ export interface GatewayConfig {
   readonly secrets?: SecretsConfig;
   /** The image scanner: its time budget and an optional trivy (absent = defaults). */
   readonly scan?: ScanConfig;
+  /** Runtime monitoring: stats interval, stream reconnects, event retention, the alert webhook. */
+  readonly monitoring?: MonitoringConfig;
+}
+
+/**
+ * `statsIntervalMs`: how often managed containers' stats are sampled (1 s to 10 min);
+ * `reconnectMaxMs`: the longest wait between two attempts to reconnect a node's event
+ * stream (the first is 250 ms, then doubling); `eventRetentionMs`: how long handled
+ * engine events are kept (for deduplication and `monitoring rules test --recorded`), at
+ * least an hour; `webhook`: where alerts are POSTed, signed with HMAC-SHA256 under the
+ * key in `keyFile` (an absolute path to a file of mode 0600 holding at least 32 bytes),
+ * tried `maxAttempts` times with backoff, each attempt at most `timeoutMs`.
+ */
+export interface MonitoringConfig {
+  readonly statsIntervalMs: number;
+  readonly reconnectMaxMs: number;
+  readonly eventRetentionMs: number;
+  readonly webhook?: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  readonly url: string;
+  readonly keyFile: string;
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+}
+
+export const DEFAULT_MONITORING_CONFIG: MonitoringConfig = {
+  statsIntervalMs: 10_000,
+  reconnectMaxMs: 30_000,
+  eventRetentionMs: 7 * 86_400_000,
+};
+
+/** The monitoring settings of a config, the defaults where it has none. */
+export function monitoringConfigOf(cfg: GatewayConfig): MonitoringConfig {
+  return { ...DEFAULT_MONITORING_CONFIG, ...(cfg.monitoring ?? {}) };
+}
+
+const intIn = (v: unknown, min: number, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+
+/**
+ * A webhook URL: https, or http only to a loopback address (an alert carries evidence
+ * that should not cross a network in the clear); no credentials in it.
+ */
+export function webhookUrlReason(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "is not a URL";
+  }
+  if (u.username !== "" || u.password !== "") return "must not carry credentials";
+  if (u.protocol === "https:") return undefined;
+  if (u.protocol === "http:" && (u.hostname === "127.0.0.1" || u.hostname === "[::1]" || u.hostname === "localhost")) return undefined;
+  return "must be https (http only to 127.0.0.1, [::1] or localhost)";
+}
+
+function parseMonitoringConfig(raw: unknown): MonitoringConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "monitoring must be an object");
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!["statsIntervalMs", "reconnectMaxMs", "eventRetentionMs", "webhook"].includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key monitoring.${k.slice(0, 40)}`);
+  }
+  const d = DEFAULT_MONITORING_CONFIG;
+  const statsIntervalMs = o.statsIntervalMs ?? d.statsIntervalMs;
+  if (!intIn(statsIntervalMs, 1_000, 600_000)) throw pcError("PC_CONFIG_INVALID", "monitoring.statsIntervalMs must be an integer from 1000 to 600000");
+  const reconnectMaxMs = o.reconnectMaxMs ?? d.reconnectMaxMs;
+  if (!intIn(reconnectMaxMs, 1_000, 600_000)) throw pcError("PC_CONFIG_INVALID", "monitoring.reconnectMaxMs must be an integer from 1000 to 600000");
+  const eventRetentionMs = o.eventRetentionMs ?? d.eventRetentionMs;
+  if (!intIn(eventRetentionMs, 3_600_000, 365 * 86_400_000)) throw pcError("PC_CONFIG_INVALID", "monitoring.eventRetentionMs must be an integer from 3600000 (an hour) to a year");
+  let webhook: WebhookConfig | undefined;
+  if (o.webhook !== undefined) {
+    const w = o.webhook as Record<string, unknown>;
+    if (typeof w !== "object" || w === null || Array.isArray(w)) throw pcError("PC_CONFIG_INVALID", "monitoring.webhook must be an object");
+    for (const k of Object.keys(w)) {
+      if (!["url", "keyFile", "maxAttempts", "timeoutMs"].includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key monitoring.webhook.${k.slice(0, 40)}`);
+    }
+    if (typeof w.url !== "string" || w.url.length > 2048) throw pcError("PC_CONFIG_INVALID", "monitoring.webhook.url must be a string");
+    const why = webhookUrlReason(w.url);
+    if (why !== undefined) throw pcError("PC_CONFIG_INVALID", `monitoring.webhook.url ${why}`);
+    if (typeof w.keyFile !== "string" || !isAbsolute(w.keyFile) || w.keyFile.includes("\0") || w.keyFile.length > 1024) {
+      throw pcError("PC_CONFIG_INVALID", "monitoring.webhook.keyFile must be an absolute path");
+    }
+    const maxAttempts = w.maxAttempts ?? 6;
+    if (!intIn(maxAttempts, 1, 20)) throw pcError("PC_CONFIG_INVALID", "monitoring.webhook.maxAttempts must be an integer from 1 to 20");
+    const timeoutMs = w.timeoutMs ?? 5_000;
+    if (!intIn(timeoutMs, 100, 60_000)) throw pcError("PC_CONFIG_INVALID", "monitoring.webhook.timeoutMs must be an integer from 100 to 60000");
+    webhook = { url: w.url, keyFile: w.keyFile, maxAttempts, timeoutMs };
+  }
+  return { statsIntervalMs, reconnectMaxMs, eventRetentionMs, ...(webhook !== undefined ? { webhook } : {}) };
 }
 
 /**
@@ -155,6 +245,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     lifetimes: { ...DEFAULT_LIFETIMES, ...(partial.lifetimes ?? {}) },
     ...(partial.secrets ? { secrets: partial.secrets } : {}),
     ...(partial.scan ? { scan: partial.scan } : {}),
+    ...(partial.monitoring ? { monitoring: partial.monitoring } : {}),
   };
 }
 
@@ -162,7 +253,7 @@ export function defaultConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
 export function parseConfig(raw: unknown): GatewayConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw pcError("PC_CONFIG_INVALID", "config must be an object");
   const o = raw as Record<string, unknown>;
-  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes", "secrets", "scan"];
+  const known = ["trustDomain", "listen", "bootstrapListen", "sans", "lifetimes", "secrets", "scan", "monitoring"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw pcError("PC_CONFIG_INVALID", `unknown key ${k}`);
   const str = (k: string): string => {
     if (typeof o[k] !== "string") throw pcError("PC_CONFIG_INVALID", `${k} must be a string`);
@@ -191,6 +282,7 @@ export function parseConfig(raw: unknown): GatewayConfig {
     lifetimes: lifetimes as unknown as Lifetimes,
     ...(o.secrets === undefined ? {} : { secrets: parseSecretsConfig(o.secrets) }),
     ...(o.scan === undefined ? {} : { scan: parseScanConfig(o.scan) }),
+    ...(o.monitoring === undefined ? {} : { monitoring: parseMonitoringConfig(o.monitoring) }),
   };
   assertTrustDomain(cfg.trustDomain);
   for (const n of cfg.sans) {

@@ -10,3 +10,5 @@ export * from "./strict-json.js";
 export * from "./config.js";
 export * from "./version.js";
 export * from "./labels.js";
+export * from "./metrics-sink.js";
+export * from "./strict-yaml.js";

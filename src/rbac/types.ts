@@ -18,6 +18,8 @@ export const RESOURCES = [
   "approvals",
   "alerts",
   "vulndb",
+  "metrics",
+  "quarantines",
 ] as const;
 export type Resource = (typeof RESOURCES)[number];
 

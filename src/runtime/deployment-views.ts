@@ -14,7 +14,7 @@ export interface ReplicaView {
   readonly containerId: string | null;
   /** The runtime the engine reports for the container (runc, runsc). */
   readonly runtime: string | null;
-  /** running, exited, missing, unknown (node unreachable), ... */
+  /** running, exited, missing, unknown (node unreachable), quarantined (held for forensics), ... */
   readonly state: string;
   /** healthy, unhealthy, starting, or none (no healthcheck). */
   readonly health: string;
@@ -34,6 +34,17 @@ export interface DeploymentView {
   readonly manifestDigest: string;
   readonly updatedAt: string;
   readonly containers: readonly ReplicaView[];
+  /** Its containers held in quarantine (empty when none): requests that would change it are refused. */
+  readonly quarantined: readonly QuarantinedView[];
+}
+
+/** A container of the deployment held in quarantine, and why. */
+export interface QuarantinedView {
+  readonly container: string;
+  /** ISO 8601. */
+  readonly since: string;
+  readonly alert: string | null;
+  readonly rule: string;
 }
 
 export interface RevisionView {
@@ -102,6 +113,8 @@ export class DeploymentViews {
   private async view(d: DeploymentRecord): Promise<DeploymentView> {
     const rev = this.store.deployments.revision(d.namespace, d.name, d.revision);
     const manifest = rev === undefined ? undefined : (JSON.parse(rev.manifest) as { spec?: { image?: unknown } });
+    const held = this.store.quarantines.activeOf(d.namespace, d.name);
+    const heldNames = new Set(held.map((q) => q.containerName));
     const containers = await Promise.all(
       this.store.deployments.replicasOf(d.namespace, d.name).map(async (r): Promise<ReplicaView> => {
         const st = await this.nodes.engine(r.node).inspectContainer(r.containerName).catch(() => null);
@@ -112,7 +125,7 @@ export class DeploymentViews {
           node: r.node,
           containerId: r.containerId,
           runtime: st?.runtime ?? r.runtime,
-          state: st === null ? "unknown" : st === undefined ? "missing" : st.status,
+          state: heldNames.has(r.containerName) ? "quarantined" : st === null ? "unknown" : st === undefined ? "missing" : st.status,
           health: st?.health ?? "none",
           restarts: r.restarts + (st?.restartCount ?? 0),
         };
@@ -132,6 +145,7 @@ export class DeploymentViews {
       manifestDigest: rev?.digest ?? "",
       updatedAt: new Date(d.updatedAt).toISOString(),
       containers,
+      quarantined: held.map((q) => ({ container: q.containerName, since: new Date(q.createdAt).toISOString(), alert: q.alertId, rule: q.rule })),
     };
   }
 }

@@ -138,6 +138,7 @@ export class DeploymentController {
         return answerRequest(this.store, this.ledger, this.audit, this.clock.now(), v, ctx);
       }
       this.checkNamespace(v.spec);
+      this.refuseIfQuarantined(namespace, name);
       try {
         switch (v.claims.op) {
           case "create":
@@ -155,6 +156,38 @@ export class DeploymentController {
         }
         throw e;
       }
+    });
+  }
+
+  /**
+   * A deployment one of whose containers is quarantined does not change by request
+   * (deploy, update, scale, delete) until the quarantine is released: nothing is
+   * recorded, the request's id is not used. Stops from inside the gateway (stopUsing)
+   * still apply, and leave the held container where it is.
+   */
+  private refuseIfQuarantined(namespace: string, name: string): void {
+    const held = this.store.quarantines.activeOf(namespace, name);
+    if (held.length > 0) {
+      throw pcError("PC_MONITOR_QUARANTINED", `${namespace}/${name}: ${held.map((q) => `${q.containerName} (rule ${q.rule}, alert ${q.alertId ?? "-"})`).join(", ")}; release it first`);
+    }
+  }
+
+  /** Whether a container is held in quarantine: the controller and the reconciler leave it alone. */
+  isHeld(containerName: string): boolean {
+    return this.store.quarantines.active(containerName) !== undefined;
+  }
+
+  /**
+   * Ends the quarantine of a replica: under the deployment's lock, removes the held
+   * container and its secret directory, then runs `commit` (which marks the quarantine
+   * released). The reconciler's next pass creates a fresh replica in its place when the
+   * deployment still wants one; otherwise the rollout drops the record.
+   */
+  releaseHeld(namespace: string, name: string, containerName: string, commit: () => void): Promise<void> {
+    return this.withLock(namespace, name, async () => {
+      const r = this.store.deployments.replica(containerName);
+      if (r !== undefined) await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, containerName, this.secrets?.files);
+      commit();
     });
   }
 
@@ -289,9 +322,13 @@ export class DeploymentController {
     if (d === undefined) return;
     const reps = this.store.deployments.replicasOf(namespace, name);
     for (const r of reps) {
+      if (this.isHeld(r.containerName)) continue;
       await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName, this.secrets?.files);
       this.store.deployments.deleteReplica(r.containerName);
     }
+    // A quarantined container stays, and with it the deployment (still being deleted):
+    // the delete finishes once the quarantine is released.
+    if (reps.some((r) => this.isHeld(r.containerName))) return;
     this.store.transaction(() => {
       this.store.deployments.delete(namespace, name);
       this.audit.record({ type: "deploy.deleted", outcome: "allowed", actor: "service:gateway", resource: "deployments", namespace, target: name });
@@ -317,8 +354,10 @@ export class DeploymentController {
     const reps = this.store.deployments.replicasOf(namespace, name);
     // Scale down: replicas of the current revision beyond the desired count go first.
     for (const r of reps.filter((x) => x.revision === d.revision && x.ordinal >= d.replicas)) await this.dropReplica(r);
-    const fresh = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === d.revision);
-    let old = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision !== d.revision).sort((a, b) => b.ordinal - a.ordinal);
+    // A quarantined replica is neither started, waited for nor dropped: it stays as it is.
+    const held = this.store.quarantines.activeNames();
+    const fresh = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision === d.revision && !held.has(r.containerName));
+    let old = this.store.deployments.replicasOf(namespace, name).filter((r) => r.revision !== d.revision && !held.has(r.containerName)).sort((a, b) => b.ordinal - a.ordinal);
     const { maxSurge, maxUnavailable } = tpl.spec.update;
     const ready = new Set<string>();
     const pending = [...fresh];
@@ -368,6 +407,8 @@ export class DeploymentController {
   }
 
   private async dropReplica(r: ReplicaRecord): Promise<void> {
+    // Held for forensics: the container and its record stay until the quarantine is released.
+    if (this.isHeld(r.containerName)) return;
     await removeReplicaContainer(this.nodes.engine(r.node), this.gatewayId, r.containerName, this.secrets?.files);
     this.store.deployments.deleteReplica(r.containerName);
   }

@@ -56,6 +56,8 @@ export interface ContainerSummary {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly state: string;
+  /** The engine's status text ("Up 5 minutes (healthy)", "Exited (0) 2 seconds ago"). */
+  readonly status: string;
 }
 
 /** Configuration an imported image is given besides its labels. */

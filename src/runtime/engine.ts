@@ -40,12 +40,17 @@ export type {
 } from "./engine-types.js";
 import { OutputCollector, demuxDockerStream } from "./output.js";
 import * as resources from "./engine-resources.js";
+import * as monitoring from "./engine-monitoring.js";
+import type { EngineEventStream, EngineStats } from "./engine-monitoring.js";
+export type { EngineEvent, EngineEventStream, EngineStats } from "./engine-monitoring.js";
 import type { ImageDetails, NetworkCreateSpec, NetworkDetails, NetworkRemoval } from "./engine-resources.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/docker.sock";
 
 export class DockerEngine {
   private readonly docker: Docker;
+  /** The same engine without a request timeout: an event stream may stay quiet for long. */
+  private readonly streamDocker: Docker;
 
   constructor(options: DockerEngineOptions = {}) {
     const timeout = options.requestTimeoutMs ?? 30_000;
@@ -56,18 +61,21 @@ export class DockerEngine {
       if (options.ca === undefined || options.cert === undefined || options.key === undefined) {
         throw specInvalid("engine", "a remote engine needs ca, cert and key (mutual TLS)");
       }
-      this.docker = new Docker({
+      const remote = {
         host: options.host,
         port: options.port ?? 2376,
-        protocol: "https",
+        protocol: "https" as const,
         ...tlsExtras(options.serverUri),
         ca: options.ca,
         cert: options.cert,
         key: options.key,
-        timeout,
-      });
+      };
+      this.docker = new Docker({ ...remote, timeout });
+      this.streamDocker = new Docker(remote);
     } else {
-      this.docker = new Docker({ socketPath: options.socketPath ?? DEFAULT_SOCKET_PATH, timeout });
+      const socketPath = options.socketPath ?? DEFAULT_SOCKET_PATH;
+      this.docker = new Docker({ socketPath, timeout });
+      this.streamDocker = new Docker({ socketPath });
     }
   }
 
@@ -134,13 +142,26 @@ export class DockerEngine {
     }
   }
 
-  /** Removes a container and its anonymous volumes, running or not; absent is fine. */
+  /**
+   * Removes a container and its anonymous volumes, running, paused or not; absent is
+   * fine. (gVisor cannot kill a paused sandbox: a paused container is unpaused first
+   * when the engine refuses to remove it.)
+   */
   async remove(id: string): Promise<void> {
+    const c = this.docker.getContainer(id);
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await c.remove({ force: true, v: true });
     } catch (e) {
       if (statusCode(e) === 404) return;
-      throw wrap("remove a container", e);
+      const paused = await c.inspect().then((i) => i.State.Paused === true, () => false);
+      if (!paused) throw wrap("remove a container", e);
+      try {
+        await monitoring.unpause(this.docker, id);
+        await c.remove({ force: true, v: true });
+      } catch (e2) {
+        if (statusCode(e2) === 404) return;
+        throw wrap("remove a container", e2);
+      }
     }
   }
 
@@ -213,7 +234,7 @@ export class DockerEngine {
     checkLabelSelector(label);
     try {
       const list = await this.docker.listContainers({ all: true, filters: { label: [label] } });
-      return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? "").replace(/^\//, ""), labels: c.Labels ?? {}, state: c.State }));
+      return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? "").replace(/^\//, ""), labels: c.Labels ?? {}, state: c.State, status: c.Status ?? "" }));
     } catch (e) {
       throw wrap("list containers", e);
     }
@@ -438,6 +459,75 @@ export class DockerEngine {
       return await resources.containersOnNetwork(this.docker, networkId);
     } catch (e) {
       throw wrap("list a network's containers", e);
+    }
+  }
+
+  /**
+   * The engine's event stream from `since` (`SECONDS[.NANOSECONDS]`, inclusive), until it
+   * is closed or, with `until`, until then. Fails when the engine does not answer.
+   */
+  async events(opts: { since?: string; until?: string } = {}): Promise<EngineEventStream> {
+    for (const t of [opts.since, opts.until]) {
+      if (t !== undefined && !/^\d{1,12}(\.\d{1,9})?$/.test(t)) throw specInvalid("events", "since and until are SECONDS[.NANOSECONDS]");
+    }
+    try {
+      return await monitoring.openEvents(this.streamDocker, opts);
+    } catch (e) {
+      throw wrap("open its event stream", e);
+    }
+  }
+
+  /** One sample of a container's resource use, without waiting; undefined when absent. */
+  async statsOnce(id: string): Promise<EngineStats | undefined> {
+    try {
+      return await monitoring.statsOnce(this.docker, id);
+    } catch (e) {
+      throw wrap("report a container's stats", e);
+    }
+  }
+
+  /** Pauses a container (idempotent); false when absent. */
+  async pause(id: string): Promise<boolean> {
+    try {
+      return await monitoring.pause(this.docker, id);
+    } catch (e) {
+      throw wrap("pause a container", e);
+    }
+  }
+
+  /** Unpauses a container (idempotent); false when absent. */
+  async unpause(id: string): Promise<boolean> {
+    try {
+      return await monitoring.unpause(this.docker, id);
+    } catch (e) {
+      throw wrap("unpause a container", e);
+    }
+  }
+
+  /** Stops a container and keeps it (idempotent); false when absent. */
+  async stop(id: string, graceSeconds = 5): Promise<boolean> {
+    try {
+      return await monitoring.stopKeep(this.docker, id, graceSeconds);
+    } catch (e) {
+      throw wrap("stop a container", e);
+    }
+  }
+
+  /** Takes a container off every network; the names it was on, undefined when absent. */
+  async disconnectAll(id: string): Promise<string[] | undefined> {
+    try {
+      return await monitoring.disconnectAll(this.docker, id);
+    } catch (e) {
+      throw wrap("disconnect a container from its networks", e);
+    }
+  }
+
+  /** The networks a container is on; undefined when absent. */
+  async networksOf(id: string): Promise<string[] | undefined> {
+    try {
+      return await monitoring.networksOf(this.docker, id);
+    } catch (e) {
+      throw wrap("list a container's networks", e);
     }
   }
 }

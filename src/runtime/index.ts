@@ -12,7 +12,7 @@ export {
 } from "./hardened-spec.js";
 export type { HardenedContainerInput, ResourceLimits, RuntimeName } from "./hardened-spec.js";
 export { DEFAULT_SOCKET_PATH, DockerEngine } from "./engine.js";
-export type { DockerEngineOptions, EngineInfo, EngineVersion, RunOnceOptions, RunResult } from "./engine.js";
+export type { DockerEngineOptions, EngineEvent, EngineEventStream, EngineInfo, EngineStats, EngineVersion, RunOnceOptions, RunResult } from "./engine.js";
 export {
   DEFAULT_PUBLISH_HOST,
   HEALTH_TIMEOUT_MS,

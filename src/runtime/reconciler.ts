@@ -20,6 +20,13 @@
  * A replica on an unreachable node is left alone (it is not moved: when the node comes
  * back, the same pass restarts it there). Deployments locked by a request are skipped.
  *
+ * A quarantined container (an active `quarantines` record names it) is held for
+ * forensics: it is not removed as an orphan, not repaired, restarted or replaced, its
+ * secret directory stays, and it still counts as its replica (no other is created in its
+ * place) — or, beyond the desired count (a stop meanwhile), it is simply left where it
+ * is. Once the quarantine is released (its container removed), the next pass creates a
+ * fresh replica in its place, or drops the record when the deployment no longer wants it.
+ *
  * When the gateway stops, secret directories stay: its containers keep running and keep
  * their mounts, and a container that the engine restarts while the gateway is down needs
  * its directory to be there (the bind is resolved again at each start). The next start's
@@ -106,6 +113,7 @@ export class Reconciler {
     let errors = 0;
     const unreachable: string[] = [];
     const reachable = new Set<string>();
+    const held = this.store.quarantines.activeNames();
     for (const n of this.nodes.list()) {
       const status = await this.nodes.status(n.name).catch(() => ({ health: "unreachable" }));
       if (status.health !== "ok") {
@@ -118,6 +126,7 @@ export class Reconciler {
         for (const c of containers) {
           const rec = this.store.deployments.replica(c.name);
           if (rec !== undefined && rec.node === n.name) continue;
+          if (held.has(c.name)) continue;
           const ns = c.labels["io.portcullis.namespace"];
           const dep = c.labels["io.portcullis.deployment"];
           // A container of a deployment a request is working on may not have its record yet.
@@ -136,7 +145,7 @@ export class Reconciler {
     const files = this.controller.secrets?.files;
     if (files !== undefined) {
       try {
-        secretDirsRemoved = (await files.sweep((name) => this.needsSecrets(name, reachable))).length;
+        secretDirsRemoved = (await files.sweep(async (name) => held.has(name) || (await this.needsSecrets(name, reachable)))).length;
       } catch (e) {
         errors++;
         this.logger.warn({ err: String(e) }, "reconcile: sweeping secret directories failed");
@@ -145,9 +154,13 @@ export class Reconciler {
 
     for (const d of this.store.deployments.list()) {
       if (this.controller.isLocked(d.namespace, d.name)) continue;
-      const reps = this.store.deployments.replicasOf(d.namespace, d.name);
+      const all = this.store.deployments.replicasOf(d.namespace, d.name);
+      // A held replica counts as its ordinal's replica; beyond the desired count, or of
+      // another revision, it is only kept, and does not make the rollout unfinished.
+      const reps = all.filter((r) => !held.has(r.containerName) || (r.revision === d.revision && r.ordinal < d.replicas));
       const unfinished =
-        d.state === "deleting" ||
+        (d.state === "deleting" && all.some((r) => !held.has(r.containerName))) ||
+        (d.state === "deleting" && all.length === 0) ||
         reps.some((r) => r.revision !== d.revision) ||
         reps.filter((r) => r.revision === d.revision).length !== d.replicas ||
         // accepted, and the gateway stopped before the rollout finished
@@ -166,7 +179,7 @@ export class Reconciler {
       if (rev === undefined) continue;
       await this.controller.withLock(d.namespace, d.name, async () => {
         for (const r of reps) {
-          if (!reachable.has(r.node)) continue;
+          if (!reachable.has(r.node) || held.has(r.containerName)) continue;
           try {
             if (await this.repair(r, rev)) replicasStarted++;
           } catch (e) {

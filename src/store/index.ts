@@ -16,6 +16,12 @@ export type { AdmissionPolicyVersionRecord } from "./repos/admission-policy-vers
 export type { DecisionRecordRow } from "./repos/decision-records.js";
 export type { ApprovalRecord, PendingRequestRecord, PendingState } from "./repos/pending-requests.js";
 export type { WaiverRecord } from "./repos/waivers.js";
-export type { AlertRecord } from "./repos/alerts.js";
+export type { AlertFilter, AlertRecord } from "./repos/alerts.js";
+export type { MonitorActionRecord, MonitorActionState } from "./repos/monitor-actions.js";
+export type { QuarantineRecord } from "./repos/quarantines.js";
+export type { AlertDeliveryRecord, AlertDeliveryState } from "./repos/alert-deliveries.js";
 export type { RevisionSecretRecord, SecretRecord, SecretVersionInfo, SecretVersionRecord } from "./repos/secrets.js";
 export type { VulnAffectedKey, VulnDbImportRecord, VulnDbImportState, VulnRecordRow } from "./repos/vulndb.js";
+export { MonitorEventRepo } from "./repos/monitor-events.js";
+export type { RecordedEvent, RecordedEventFilter } from "./repos/monitor-events.js";
+export type { MonitoringRulesVersionRecord } from "./repos/monitoring-rules-versions.js";

@@ -481,6 +481,145 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: "runtime monitoring: rules, event cursors and recorded events, alerts, response actions, quarantines, webhook deliveries",
+    sql: `
+      -- The monitoring rules security teams author (policies/monitoring/rules.yaml),
+      -- versioned like the other policies; the highest version is in force.
+      CREATE TABLE monitoring_rules_versions (
+        version      INTEGER PRIMARY KEY,
+        text         TEXT NOT NULL,            -- the rules file as applied (YAML)
+        sha256       TEXT NOT NULL,            -- hex SHA-256 of text
+        author       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        message      TEXT NOT NULL,
+        rollback_of  INTEGER
+      );
+      CREATE TRIGGER monitoring_rules_versions_no_update BEFORE UPDATE ON monitoring_rules_versions
+        BEGIN SELECT RAISE(ABORT, 'monitoring rules versions are immutable'); END;
+      CREATE TRIGGER monitoring_rules_versions_no_delete BEFORE DELETE ON monitoring_rules_versions
+        BEGIN SELECT RAISE(ABORT, 'monitoring rules versions are immutable'); END;
+
+      -- Engine events handled, per node: the id makes handling exactly-once (an event
+      -- delivered again after a reconnect or a restart is recognised), the rest serves
+      -- restart windows and offline replays. Pruned after config.monitoring.eventRetentionMs.
+      CREATE TABLE monitor_events (
+        id           TEXT PRIMARY KEY,         -- hex SHA-256 of node, timeNano, type, action, actor, attributes
+        node         TEXT NOT NULL,
+        time_nano    TEXT NOT NULL,            -- the engine's timeNano, decimal (wider than a double)
+        time_ms      INTEGER NOT NULL,
+        type         TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        actor        TEXT NOT NULL,            -- the container (or image, network...) id
+        attributes   TEXT NOT NULL,            -- JSON object of strings
+        received_at  INTEGER NOT NULL
+      );
+      CREATE INDEX monitor_events_actor ON monitor_events(node, actor, action, time_ms);
+      CREATE INDEX monitor_events_time ON monitor_events(time_ms);
+
+      -- Where each node's event stream resumes: the newest engine time handled.
+      CREATE TABLE monitor_cursors (
+        node         TEXT PRIMARY KEY,
+        time_nano    TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL
+      );
+
+      -- Alerts, from every rule (migration 9's rescan alerts are carried over under the
+      -- rule scan-new-findings). Identical alerts (same dedupe key) within the rule's
+      -- window are one alert whose count and last_seen grow.
+      ALTER TABLE alerts RENAME TO alerts_v9;
+      CREATE TABLE alerts (
+        id           TEXT PRIMARY KEY,
+        rule         TEXT NOT NULL,
+        severity     TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+        namespace    TEXT,
+        deployment   TEXT,
+        node         TEXT,
+        container    TEXT,
+        dedupe_key   TEXT NOT NULL,
+        summary      TEXT NOT NULL,
+        evidence     TEXT NOT NULL,            -- JSON: the first event or stats sample, and the last
+        count        INTEGER NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('open', 'acked')),
+        acked_by     TEXT,
+        acked_at     INTEGER,
+        ack_note     TEXT
+      );
+      INSERT INTO alerts (id, rule, severity, namespace, deployment, node, container, dedupe_key, summary, evidence, count, first_seen, last_seen, status)
+        SELECT id, 'scan-new-findings', 'high', namespace,
+               CASE json_array_length(deployments) WHEN 1 THEN json_extract(deployments, '$[0]') END,
+               NULL, NULL, 'scan-new-findings|' || namespace || '|' || id,
+               'new blocking findings in running images',
+               json_object('kind', kind, 'deployments', json(deployments), 'detail', json(detail)),
+               1, created_at, created_at, 'open'
+        FROM alerts_v9;
+      DROP TABLE alerts_v9;
+      CREATE INDEX alerts_dedupe ON alerts(dedupe_key, last_seen);
+      CREATE INDEX alerts_last_seen ON alerts(last_seen);
+      CREATE INDEX alerts_namespace ON alerts(namespace, last_seen);
+
+      -- Response actions: written in the transaction that raises their alert, carried
+      -- out after it and retried until done (each is idempotent), so a crash between the
+      -- two loses none.
+      CREATE TABLE monitor_actions (
+        id           TEXT PRIMARY KEY,
+        alert_id     TEXT NOT NULL REFERENCES alerts(id),
+        rule         TEXT NOT NULL,
+        event_id     TEXT,                     -- the event or stats sample that caused it
+        action       TEXT NOT NULL CHECK (action IN ('stop', 'pause', 'quarantine', 'revoke')),
+        node         TEXT,
+        container    TEXT,
+        namespace    TEXT,
+        deployment   TEXT,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed', 'skipped')),
+        attempts     INTEGER NOT NULL,
+        result       TEXT,                     -- what was done, or why not
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+      );
+      CREATE INDEX monitor_actions_state ON monitor_actions(state, created_at);
+      CREATE INDEX monitor_actions_alert ON monitor_actions(alert_id);
+
+      -- Containers held for forensics: paused and off every network. The reconciler does
+      -- not replace, restart or remove them, and their deployment does not change, until
+      -- the quarantine is released.
+      CREATE TABLE quarantines (
+        id             TEXT PRIMARY KEY,
+        container_name TEXT NOT NULL,
+        container_id   TEXT,
+        node           TEXT NOT NULL,
+        namespace      TEXT,
+        deployment     TEXT,
+        alert_id       TEXT,
+        rule           TEXT NOT NULL,
+        networks       TEXT NOT NULL,          -- JSON array: the networks it was taken off
+        created_at     INTEGER NOT NULL,
+        released_at    INTEGER,
+        released_by    TEXT
+      );
+      CREATE UNIQUE INDEX quarantines_active ON quarantines(container_name) WHERE released_at IS NULL;
+      CREATE INDEX quarantines_deployment ON quarantines(namespace, deployment) WHERE released_at IS NULL;
+
+      -- Deliveries of alerts to the webhook: each attempt's outcome; one that ran out of
+      -- attempts is dead and kept (the dead-letter record).
+      CREATE TABLE alert_deliveries (
+        id           TEXT PRIMARY KEY,
+        alert_id     TEXT NOT NULL,
+        sink         TEXT NOT NULL,            -- the webhook URL
+        payload      TEXT NOT NULL,            -- the JSON body, exactly as signed
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts     INTEGER NOT NULL,
+        next_at      INTEGER NOT NULL,
+        last_error   TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+      );
+      CREATE INDEX alert_deliveries_due ON alert_deliveries(state, next_at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -14,8 +14,13 @@ import { DecisionRecordRepo } from "./repos/decision-records.js";
 import { PendingRequestRepo } from "./repos/pending-requests.js";
 import { WaiverRepo } from "./repos/waivers.js";
 import { AlertRepo } from "./repos/alerts.js";
+import { MonitorActionRepo } from "./repos/monitor-actions.js";
+import { QuarantineRepo } from "./repos/quarantines.js";
+import { AlertDeliveryRepo } from "./repos/alert-deliveries.js";
 import { SecretRepo } from "./repos/secrets.js";
 import { VulnDbRepo } from "./repos/vulndb.js";
+import { MonitorEventRepo } from "./repos/monitor-events.js";
+import { MonitoringRulesVersionRepo } from "./repos/monitoring-rules-versions.js";
 
 export const DB_FILE = "portcullis.db";
 
@@ -37,10 +42,20 @@ export class Store {
   readonly pendingRequests: PendingRequestRepo;
   readonly waivers: WaiverRepo;
   readonly alerts: AlertRepo;
+  /** Response actions of alerts, carried out and retried until settled. */
+  readonly monitorActions: MonitorActionRepo;
+  /** Containers held for forensics. */
+  readonly quarantines: QuarantineRepo;
+  /** Alerts to deliver to the webhook, and the dead-letter record. */
+  readonly alertDeliveries: AlertDeliveryRepo;
   /** Secrets, their encrypted versions, and the versions each revision pinned. */
   readonly secrets: SecretRepo;
   /** The vulnerability database: imports, OSV records by package, the scan result cache. */
   readonly vulndb: VulnDbRepo;
+  /** Events monitoring handled (exactly-once handling) and where each node's event stream resumes. */
+  readonly monitorEvents: MonitorEventRepo;
+  /** The monitoring rules, versioned; the highest version is in force. */
+  readonly monitoringRulesVersions: MonitoringRulesVersionRepo;
   private closed = false;
 
   constructor(readonly db: Db) {
@@ -58,8 +73,13 @@ export class Store {
     this.pendingRequests = new PendingRequestRepo(db);
     this.waivers = new WaiverRepo(db);
     this.alerts = new AlertRepo(db);
+    this.monitorActions = new MonitorActionRepo(db);
+    this.quarantines = new QuarantineRepo(db);
+    this.alertDeliveries = new AlertDeliveryRepo(db);
     this.secrets = new SecretRepo(db);
     this.vulndb = new VulnDbRepo(db);
+    this.monitorEvents = new MonitorEventRepo(db);
+    this.monitoringRulesVersions = new MonitoringRulesVersionRepo(db);
   }
 
   static open(dataDir: string): Store {

@@ -35,7 +35,7 @@ function expected(role: Role, boundIn: string, namespace: string, resource: stri
     case "platform-admin":
       return !(resource === "secrets" && action === "read") && !mutatesAudit;
     case "security-admin":
-      return (action === "read" && resource !== "secrets") || ["policies", "role-bindings", "waivers", "alerts"].includes(resource);
+      return (action === "read" && resource !== "secrets") || ["policies", "role-bindings", "waivers", "alerts", "quarantines"].includes(resource);
     case "developer":
       return (
         (resource === "deployments" && (action === "deploy" || action === "read")) ||

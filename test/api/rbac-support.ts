@@ -131,6 +131,7 @@ export function routeContextOf(t: TestGateway): RouteContext {
     policy: t.gw.policy,
     namespaces: t.gw.namespaces,
     nodes: t.gw.nodes,
+    nodeEvents: (node) => t.gw.monitoring.streams.state(node),
     deployments: t.gw.deploy,
     audit: t.gw.audit,
     openAuditReader: t.gw.openAuditReader,
@@ -140,9 +141,14 @@ export function routeContextOf(t: TestGateway): RouteContext {
     apiAddress: () => t.api,
     health: async () => ({}),
     admissionPolicy: t.gw.admissionPolicy,
+    monitoringRules: t.gw.monitoringRules,
+    recordedEvents: t.gw.store.monitorEvents,
     waivers: t.gw.waivers,
     secrets: t.gw.secrets,
     scan: t.gw.scanViews,
+    alerts: t.gw.alerts,
+    quarantines: t.gw.quarantines,
+    metrics: t.gw.metrics,
     secretUsers: { running: () => false, stopUsing: async () => undefined },
   };
 }
@@ -187,6 +193,12 @@ export function sampleBody(r: Pick<RouteDef, "method" | "url">): unknown {
       return { files: [{ name: "never.yaml", text: "never: applied\n" }], message: "never applied" };
     case "POST /v1/admission/policy/rollback":
       return { version: 1 };
+    case "PUT /v1/monitoring/rules":
+      return { text: "never: applied\n", message: "never applied" };
+    case "POST /v1/monitoring/rules/rollback":
+      return { version: 1 };
+    case "POST /v1/monitoring/rules/test":
+      return { rules: "never: applied\n", events: "" };
     case "POST /v1/namespaces/:namespace/waivers":
       return { check: "image-reference", owner: "user:nobody", justification: "never created at all", ticket: "SEC-0", expires: "1d" };
     default:

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, expect } from "vitest";
 import { DockerEngine } from "../../src/runtime/index.js";
 import { shippedAdmissionPolicyFiles } from "../../src/admission/index.js";
+import type { Alert } from "../../src/monitoring/index.js";
 import { runCli } from "../support/cli.js";
 import { describeDocker, itDocker, newTestRun } from "../support/docker.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
@@ -31,6 +32,19 @@ let tg: TestGateway;
 let dev: string;
 let sec: string;
 let admin: string;
+
+/** The alerts of the rule that rescans raise, newest first. */
+function scanAlerts(): Alert[] {
+  return tg.gw.alerts.list({ rule: "scan-new-findings" });
+}
+
+/** What the rescan's event said: the finding ids and the database versions. */
+function findingsOf(a: Alert): Record<string, string> {
+  const ev = a.evidence.first;
+  if (ev.kind !== "event") throw new Error(`evidence of ${a.id} is not an event`);
+  const { findings, databaseVersion, previousVersion } = ev.event.attributes;
+  return { findings: findings ?? "", databaseVersion: databaseVersion ?? "", previousVersion: previousVersion ?? "" };
+}
 
 async function until<T>(f: () => T | undefined, ms: number): Promise<T | undefined> {
   const end = Date.now() + ms;
@@ -111,11 +125,12 @@ describeDocker("the README's scan walkthrough", () => {
     const next = await runCli(["-o", "json", "vulndb", "import", resolve(ROOT, "examples/osv-next"), "--data-dir", tg.dataDir]);
     expect(next.code, next.stderr).toBe(0);
     expect(JSON.parse(next.stdout)).toMatchObject({ version: 2, records: 3 });
-    const alert = await until(() => tg.gw.store.alerts.list({ kind: "scan.new_findings" })[0], 60_000);
-    expect(alert).toMatchObject({ namespace: NS, deployments: ["legacy"], detail: { databaseVersion: 2, previousVersion: 1, findings: { legacy: ["PCDEMO-2026-0001"] }, stopped: [] } });
-    const listed = await cli(sec, ["alert", "list"]);
+    const alert = await until(() => scanAlerts()[0], 60_000);
+    expect(alert).toMatchObject({ rule: "scan-new-findings", severity: "high", namespace: NS, deployment: "legacy" });
+    expect(findingsOf(alert!)).toEqual({ findings: "PCDEMO-2026-0001", databaseVersion: "2", previousVersion: "1" });
+    const listed = await cli(sec, ["alerts", "list"]);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: alert!.id, kind: "scan.new_findings", namespace: NS, deployments: ["legacy"] })]);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: alert!.id, rule: "scan-new-findings", namespace: NS, deployment: "legacy" })]);
     const audited = [...tg.gw.audit.entries(0, Number.MAX_SAFE_INTEGER)].filter((e) => e.head.type === "scan.new_findings");
     expect(audited).toHaveLength(1);
     expect(JSON.stringify(audited[0])).toContain("PCDEMO-2026-0001");
@@ -145,16 +160,15 @@ spec:
     try {
       const imported = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv"), "--data-dir", tg.dataDir]);
       expect(imported.code, imported.stderr).toBe(0);
-      await until(() => (tg.gw.store.alerts.list().length > 1 ? true : undefined), 2_000);
+      await until(() => (scanAlerts().length > 1 ? true : undefined), 2_000);
       const manifest = readFileSync(resolve(ROOT, "examples/hello.yaml"), "utf8").replace("namespace: payments", `namespace: ${STOP_NS}`).replaceAll("local/hello:1", `${REPO}-plain@${id.trim()}`);
       const r = await cli(dev, ["deploy", "-f", writeFile(tg, "plain.yaml", manifest)]);
       expect(r.code, r.stderr).toBe(0);
-      const before = tg.gw.store.alerts.list().length;
       const next = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv-next"), "--data-dir", tg.dataDir]);
       expect(next.code, next.stderr).toBe(0);
       expect(tg.gw.store.vulndb.activeId()).toBe(current + 2);
-      const alert = await until(() => (tg.gw.store.alerts.list().length > before ? tg.gw.store.alerts.list()[0] : undefined), 60_000);
-      expect(alert).toMatchObject({ namespace: STOP_NS, deployments: ["hello"], detail: { stopped: ["hello"] } });
+      const alert = await until(() => scanAlerts().find((a) => a.namespace === STOP_NS), 60_000);
+      expect(alert).toMatchObject({ namespace: STOP_NS, deployment: "hello" });
       expect(await until(() => (tg.gw.store.deployments.get(STOP_NS, "hello")?.replicas === 0 ? true : undefined), 30_000)).toBe(true);
     } finally {
       await engine.removeImage(`${REPO}-plain:${run.id}`).catch(() => undefined);
@@ -173,13 +187,15 @@ spec:
       const r = await cli(dev, ["deploy", "-f", writeFile(tg, "later.yaml", manifest)]);
       expect(r.code, r.stderr).toBe(0);
       await until(() => (tg.gw.store.alerts.lastRescan() === tg.gw.store.vulndb.activeId() ? true : undefined), 10_000);
-      const before = tg.gw.store.alerts.list().length;
       await tg.stop();
       const next = await runCli(["vulndb", "import", resolve(ROOT, "examples/osv-next"), "--data-dir", tg.dataDir]);
       expect(next.code, next.stderr).toBe(0);
       tg = await tg.restart();
-      const alert = await until(() => (tg.gw.store.alerts.list().length > before ? tg.gw.store.alerts.list()[0] : undefined), 60_000);
-      expect(alert).toMatchObject({ namespace: LATER_NS, deployments: ["hello"], detail: { findings: { hello: ["PCDEMO-2026-0001"] }, stopped: [] } });
+      const alert = await until(() => scanAlerts().find((a) => a.namespace === LATER_NS), 60_000);
+      expect(alert).toMatchObject({ namespace: LATER_NS, deployment: "hello" });
+      expect(findingsOf(alert!).findings).toBe("PCDEMO-2026-0001");
+      // Nothing stopped without onNewFindings: stop.
+      expect(tg.gw.store.deployments.get(LATER_NS, "hello")?.replicas).toBeGreaterThan(0);
       expect(tg.gw.store.alerts.lastRescan()).toBe(tg.gw.store.vulndb.activeId());
     } finally {
       await engine.removeImage(tag).catch(() => undefined);

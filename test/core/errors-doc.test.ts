@@ -104,6 +104,7 @@ describe("docs/errors.md lists the error registry", () => {
       RUNTIME: "Runtime",
       SECRETS: "Secrets",
       SCAN: "Scan",
+      MONITOR: "Monitoring",
       AUDIT: "Audit",
       CLI: "CLI",
     };

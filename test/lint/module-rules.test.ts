@@ -86,6 +86,7 @@ describe("the rule table", () => {
       "tar-stream": "src/admission/scanner/",
       yauzl: "src/admission/scanner/",
       "better-sqlite3": "src/store/",
+      "prom-client": "src/monitoring/",
     });
   });
 });

@@ -22,7 +22,7 @@ const DIR = fileURLToPath(new URL("../../policies/rbac/", import.meta.url));
 const CSV = readFileSync(`${DIR}policy.csv`, "utf8");
 const MODEL = readFileSync(`${DIR}model.conf`, "utf8");
 const TEST_FILES = readdirSync(`${DIR}tests`).filter((f) => f.endsWith(".yaml")).sort();
-const ROLES = ["platform-admin", "security-admin", "developer", "auditor", "node", "approver", "secret-reader"];
+const ROLES = ["platform-admin", "security-admin", "developer", "auditor", "node", "approver", "secret-reader", "metrics-reader"];
 
 describe("the shipped policy", () => {
   const policy = parsePolicyCsv(CSV);
@@ -31,7 +31,7 @@ describe("the shipped policy", () => {
     expect(validatePolicy(CSV)).toEqual([]);
   });
 
-  it("defines exactly the seven roles, and grants nothing to identities directly", () => {
+  it("defines exactly the eight roles, and grants nothing to identities directly", () => {
     expect([...new Set(policy.rules.map((r) => r.subject))]).toEqual(ROLES);
   });
 

@@ -127,10 +127,17 @@ export interface CachedScanHook {
   scan(imageId: string, signal: AbortSignal): Promise<ScanResult>;
 }
 
-/** The scan hook of a scanner behind a cache; `timeoutMs` bounds each admission's wait. */
-export function cachedScanHook(scanner: Scanner, cache: ScanCache, timeoutMs?: number): CachedScanHook {
+/**
+ * The scan hook of a scanner behind a cache; `timeoutMs` bounds each admission's wait;
+ * `onCache` hears of each verdict whether it came from the cache (a hit) or a scan.
+ */
+export function cachedScanHook(scanner: Scanner, cache: ScanCache, timeoutMs?: number, onCache?: (hit: boolean) => void): CachedScanHook {
   return {
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-    scan: async (imageId, signal) => (await cache.scan(scanner, imageId, signal)).result,
+    scan: async (imageId, signal) => {
+      const r = await cache.scan(scanner, imageId, signal);
+      onCache?.(r.cached);
+      return r.result;
+    },
   };
 }

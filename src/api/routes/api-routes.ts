@@ -11,6 +11,9 @@ import { rbacRoutes } from "./rbac-routes.js";
 import { secretRoutes } from "./secret-routes.js";
 import { waiverRoutes } from "./waiver-routes.js";
 import { scanRoutes } from "./scan-routes.js";
+import { monitoringRoutes } from "./monitoring-routes.js";
+import { alertRoutes } from "./alert-routes.js";
+import { metricsRoutes } from "./metrics-routes.js";
 
 const certificateListItem = {
   type: "object",
@@ -162,6 +165,9 @@ export function apiRoutes(ctx: RouteContext): RouteDef[] {
     }),
   ];
   routes.push(...rbacRoutes(ctx), ...auditRoutes(ctx), ...nodeRoutes(ctx), ...deploymentRoutes(ctx), ...admissionRoutes(ctx), ...waiverRoutes(ctx), ...secretRoutes(ctx), ...scanRoutes(ctx));
+  routes.push(...metricsRoutes(ctx));
+  routes.push(...monitoringRoutes(ctx));
+  routes.push(...alertRoutes(ctx));
   const doc = openApiDocument("portcullis API", ctx.version, routes);
   return routes;
 }

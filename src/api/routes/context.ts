@@ -8,6 +8,8 @@ import type { NodeRegistry, ReplicaCount } from "../../runtime/index.js";
 import type { DeployPipeline } from "../deploy-pipeline.js";
 import type { DeploymentViews } from "../../runtime/index.js";
 import type { SecretActor, SecretService } from "../../secrets/index.js";
+import type { MonitoringRulesService, MonitorEvent } from "../../monitoring/index.js";
+import type { AlertService, QuarantineService } from "../../monitoring/index.js";
 import { requireCaller } from "../server.js";
 
 export interface RouteContext {
@@ -15,6 +17,8 @@ export interface RouteContext {
   readonly policy: PolicyService;
   readonly namespaces: NamespaceService;
   readonly nodes: NodeRegistry;
+  /** A node's event stream as monitoring sees it; undefined before it watched the node. */
+  readonly nodeEvents: (node: string) => "connecting" | "up" | "degraded" | undefined;
   /** Replicas placed on a node; `node remove` is refused while there are any (default: the replicas table). */
   readonly nodeReplicas?: ReplicaCount;
   readonly audit: AuditLog;
@@ -36,17 +40,28 @@ export interface RouteContext {
   };
   /** The admission policies in force, their versions and history. */
   readonly admissionPolicy: AdmissionPolicyService;
+  /** The monitoring rules in force, their versions and history. */
+  readonly monitoringRules: MonitoringRulesService;
+  /** The events monitoring recorded (GET /v1/monitoring/events), oldest first. */
+  readonly recordedEvents: {
+    list(filter: { node?: string; sinceMs?: number; untilMs?: number; type?: string; limit?: number }): readonly MonitorEvent[];
+  };
   /** Waivers: create, list, get, revoke. */
   readonly waivers: WaiverService;
   /** Secrets: values in and (an explicit read) out, metadata, the keyring. */
   readonly secrets: Pick<SecretService, "create" | "update" | "list" | "get" | "read" | "delete" | "kekStatus" | "rotateKek" | "retireKek">;
-  /** The image scanner's side: the database status, images' SBOMs, alerts. */
+  /** Alerts: list, get, acknowledge; and their webhook deliveries. */
+  readonly alerts: AlertService;
+  /** Containers held in quarantine: list, release. */
+  readonly quarantines: QuarantineService;
+  /** The image scanner's side: the database status, images' SBOMs. */
   readonly scan: {
     readonly status: () => { scanner: string; active?: Record<string, unknown>; imports: Record<string, unknown>[] };
     /** PC_RUNTIME_NODE_NOT_FOUND / PC_SCAN_IMAGE_UNREADABLE when the node does not hold the image. */
     readonly sbom: (node: string, image: string) => Promise<unknown>;
-    readonly alerts: (kind?: string) => Record<string, unknown>[];
   };
+  /** The gateway's metrics, rendered in the Prometheus text format for GET /metrics. */
+  readonly metrics: { render(): Promise<{ contentType: string; body: string }> };
   /** The deployments that use secrets: whether one is running, and stopping it (secret delete --force). */
   readonly secretUsers: {
     readonly running: (namespace: string, deployment: string) => boolean;

@@ -20,6 +20,8 @@ const nodeOut = {
     publishHost: { type: "string" },
     createdAt: { type: "string" },
     createdBy: { type: "string" },
+    /** The node's event stream: up, connecting, or degraded (down, reconnecting); absent before monitoring saw the node. */
+    events: { type: "string", enum: ["connecting", "up", "degraded"] },
   },
 } as const;
 const statusOut = {
@@ -38,7 +40,7 @@ const statusOut = {
   },
 } as const;
 
-const view = (n: NodeRecord) => ({
+const base = (n: NodeRecord) => ({
   name: n.name,
   endpoint: n.endpoint,
   labels: n.labels,
@@ -61,11 +63,15 @@ const nodeIssued = {
 /** Actions that take no parameters: an empty object. */
 const noBody = { type: "object", additionalProperties: false, properties: {} } as const;
 
-const withStatus = (n: NodeRecord, status: NodeStatus) => ({ ...view(n), status });
+const withStatus = (view: (n: NodeRecord) => ReturnType<typeof base>, n: NodeRecord, status: NodeStatus) => ({ ...view(n), status });
 const nameOf = (params: unknown): string => (params as { name: string }).name;
 
 /** Nodes: the engines the gateway schedules onto, and their server certificates. */
 export function nodeRoutes(ctx: RouteContext): RouteDef[] {
+  const view = (n: NodeRecord) => {
+    const events = ctx.nodeEvents(n.name);
+    return { ...base(n), ...(events !== undefined ? { events } : {}) };
+  };
   return [
     defineRoute({
       method: "POST",
@@ -105,7 +111,7 @@ export function nodeRoutes(ctx: RouteContext): RouteDef[] {
       },
       handler: async (req) => {
         const rec = ctx.nodes.get(nameOf(req.params));
-        return withStatus(rec, await ctx.nodes.status(rec.name));
+        return withStatus(view, rec, await ctx.nodes.status(rec.name));
       },
     }),
     defineRoute({

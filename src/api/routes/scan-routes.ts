@@ -11,20 +11,7 @@ const statusOut = {
     imports: { type: "array", items: anyObject },
   },
 } as const;
-const alertOut = {
-  type: "object",
-  required: ["id", "kind", "namespace", "deployments", "detail", "createdAt"],
-  properties: {
-    id: { type: "string" },
-    kind: { type: "string" },
-    namespace: { type: "string" },
-    deployments: { type: "array", items: { type: "string" } },
-    detail: anyObject,
-    createdAt: { type: "string" },
-  },
-} as const;
-
-/** The vulnerability database (its status), images' SBOMs, and alerts. */
+/** The vulnerability database (its status) and images' SBOMs. */
 export function scanRoutes(ctx: RouteContext): RouteDef[] {
   return [
     defineRoute({
@@ -55,24 +42,6 @@ export function scanRoutes(ctx: RouteContext): RouteDef[] {
         const { name } = req.params as { name: string };
         const { image } = req.query as { image: string };
         return ctx.scan.sbom(name, image);
-      },
-    }),
-    defineRoute({
-      method: "GET",
-      url: "/v1/alerts",
-      authz: { kind: "rbac", resource: "alerts", action: "read", namespace: CLUSTER_WIDE },
-      schema: {
-        summary: "Alerts, newest first (?kind=scan.new_findings)",
-        querystring: {
-          type: "object",
-          additionalProperties: false,
-          properties: { kind: { type: "string", minLength: 1, maxLength: 64 } },
-        },
-        response: { 200: { type: "object", required: ["items"], properties: { items: { type: "array", items: alertOut } } } },
-      },
-      handler: async (req) => {
-        const { kind } = req.query as { kind?: string };
-        return { items: ctx.scan.alerts(kind) };
       },
     }),
   ];

@@ -14,7 +14,7 @@ type Open = () => Promise<Session>;
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const enc = encodeURIComponent;
-const COLUMNS = ["name", "endpoint", "state", "labels", "publishHost", "createdBy"] as const;
+const COLUMNS = ["name", "endpoint", "state", "events", "labels", "publishHost", "createdBy"] as const;
 
 interface NodeView {
   name: string;
@@ -24,6 +24,8 @@ interface NodeView {
   publishHost: string;
   createdBy: string;
   createdAt: string;
+  /** The node's event stream, as monitoring sees it: up, connecting, degraded. */
+  events?: string;
   status?: { health: string; runtimes: string[]; capacity: { nanoCpus: number; memoryBytes: number; pids: number }; version: string };
 }
 

@@ -10,16 +10,7 @@ type Open = () => Promise<Session>;
 
 const enc = encodeURIComponent;
 
-interface Alert {
-  id: string;
-  kind: string;
-  namespace: string;
-  deployments: string[];
-  detail: Record<string, unknown>;
-  createdAt: string;
-}
-
-/** `vulndb import|status`, `image sbom`, `alert list`. */
+/** `vulndb import|status`, `image sbom`. */
 export function registerScanCommands(program: Command, globals: Globals, session: Open): void {
   const vulndb = program.command("vulndb").description("the offline vulnerability database the image scanner matches against");
   vulndb
@@ -57,22 +48,5 @@ export function registerScanCommands(program: Command, globals: Globals, session
       const s = await session();
       const bom = await s.call<unknown>("GET", `/v1/nodes/${enc(o.node)}/image-sbom?image=${enc(ref)}`);
       process.stdout.write(`${JSON.stringify(bom, null, 2)}\n`);
-    });
-
-  const alert = program.command("alert").description("alerts the gateway raised");
-  alert
-    .command("list")
-    .description("alerts, newest first")
-    .option("--kind <kind>", "only this kind (scan.new_findings)")
-    .action(async (o: { kind?: string }) => {
-      const s = await session();
-      const r = await s.call<{ items: Alert[] }>("GET", `/v1/alerts${o.kind !== undefined ? `?kind=${enc(o.kind)}` : ""}`);
-      const fmt = globals().output;
-      if (fmt === "json") return print("json", r.items);
-      if (r.items.length === 0) {
-        process.stdout.write("no alerts\n");
-        return;
-      }
-      print(fmt, r.items.map((a) => ({ id: a.id, kind: a.kind, namespace: a.namespace, deployments: a.deployments.join(","), createdAt: a.createdAt, detail: JSON.stringify(a.detail) })), ["id", "kind", "namespace", "deployments", "createdAt", "detail"]);
     });
 }

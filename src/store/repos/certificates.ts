@@ -59,6 +59,7 @@ export class CertificateRepo {
   private readonly revoked;
   private readonly bumpCrl;
   private readonly crlNumber;
+  private readonly counted;
 
   constructor(private readonly db: Db) {
     this.ins = db.prepare(
@@ -81,6 +82,9 @@ export class CertificateRepo {
     );
     this.bumpCrl = db.prepare(`UPDATE crl_state SET crl_number = crl_number + 1 WHERE id = 1`);
     this.crlNumber = db.prepare<[], { crl_number: number }>(`SELECT crl_number FROM crl_state WHERE id = 1`);
+    this.counted = db.prepare<[], { issued: number; revoked: number }>(
+      `SELECT COUNT(*) AS issued, COUNT(revoked_at) AS revoked FROM certificates WHERE kind <> 'ca'`,
+    );
   }
 
   insert(rec: Omit<CertificateRecord, "revokedAt" | "revocationReason">): void {
@@ -116,6 +120,12 @@ export class CertificateRepo {
 
   listRevoked(): RevokedEntry[] {
     return this.revoked.all().map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
+  }
+
+  /** Certificates issued and, of those, revoked; CA certificates are not counted. */
+  counts(): { issued: number; revoked: number } {
+    const r = this.counted.get();
+    return { issued: r?.issued ?? 0, revoked: r?.revoked ?? 0 };
   }
 
   /** Increases with every change to the revocation list; cheap to poll. */

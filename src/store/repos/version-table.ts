@@ -1,7 +1,7 @@
 import type { Db } from "../db.js";
 
 /**
- * A table of immutable, numbered versions (the RBAC policy's, the admission policies'):
+ * A table of immutable, numbered versions (the RBAC policy's, the admission policies', the monitoring rules'):
  * insert, the latest (the one in force), one by number, all in order. The table name is
  * one of the schema's, never input.
  */
@@ -13,7 +13,7 @@ export class VersionTable<R extends { readonly version: number }, Row> {
 
   constructor(
     db: Db,
-    table: "policy_versions" | "admission_policy_versions",
+    table: "policy_versions" | "admission_policy_versions" | "monitoring_rules_versions",
     columns: readonly string[],
     private readonly fromRow: (r: Row) => R,
   ) {

@@ -1,0 +1,26 @@
+/** The monitoring domain: event streams, stats, rules, alerts, response actions, metrics. */
+export * from "./types.js";
+export { GatewayMetrics, type GatewayMetricsOptions } from "./metrics.js";
+export { LOCAL_EVENT_NODE, RECORDED_EVENT_LIMITS, gatewayEvent, parseRecordedEvent, parseRecordedEvents, sinceOf, timeNanoOf, toMonitorEvent } from "./event-ids.js";
+export { EventStreams } from "./event-streams.js";
+export type { EventStreamsOptions, StreamState, StreamStatus } from "./event-streams.js";
+export { StatsSampler, healthOf } from "./stats-sampler.js";
+export type { SampledContainer, StatsSamplerOptions } from "./stats-sampler.js";
+export * from "./rules.js";
+export { RuleEngine, actionMatches, metricOf, scopeMatches, type EventHistory, type StateObservation } from "./rule-engine.js";
+export * from "./rules-service.js";
+export * from "./rules-test.js";
+export * from "./rules-test-file.js";
+export { shippedMonitoringRules, shippedMonitoringRulesPath, shippedMonitoringRuleSet, SHIPPED_MONITORING_RULES_URL } from "./shipped-rules.js";
+export { AlertService, actionView, checkNote, deliveryView, severitiesFrom, targetOf } from "./alert-service.js";
+export type { AlertActor, AlertListFilter, AlertServiceOptions, AlertSink, DeliveryView } from "./alert-service.js";
+export { GATEWAY_IDENTITIES, REVOKE_REASON, ResponseActions } from "./response-actions.js";
+export type { ResponseDeps, ResponseOptions } from "./response-actions.js";
+export { QuarantineService, holdContainer, quarantineView } from "./quarantine.js";
+export type { HoldEngine, HoldResult, HoldTarget, QuarantineDeps, QuarantineView } from "./quarantine.js";
+export { WEBHOOK_KEY_MIN_BYTES, WebhookSink, loadWebhookKey, webhookBody, webhookSignature } from "./webhook.js";
+export type { WebhookOptions } from "./webhook.js";
+export { Monitor } from "./monitor.js";
+export type { AlertRaiser, MonitorDeps, MonitorMetrics, RuleEvaluator } from "./monitor.js";
+export { MonitoringService } from "./service.js";
+export type { MonitoringServiceDeps, Worker } from "./service.js";
