@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto";
 import type { AuditSink, Clock } from "../core/index.js";
 import { isPortcullisError, pcError } from "../core/index.js";
-import type { AdmissionPolicyVersionRecord, Store } from "../store/index.js";
+import { historyEntryOf, sha256Hex, VersionedSnapshot, type VersionHistoryEntry, type AdmissionPolicyVersionRecord, type Store } from "../store/index.js";
 import { parseAdmissionPolicies } from "./policy.js";
 import type { AdmissionPolicySet, PolicyFile } from "./types.js";
 
@@ -21,16 +20,8 @@ export interface AdmissionPolicyChange {
   readonly changed: readonly string[];
 }
 
-export interface AdmissionPolicyHistoryEntry {
-  readonly version: number;
-  readonly author: string;
-  /** ISO 8601. */
-  readonly createdAt: string;
-  readonly message: string;
-  /** Hex SHA-256 of the version's files as stored. */
-  readonly sha256: string;
-  readonly rollbackOf: number | null;
-}
+/** A version as `history` lists it. */
+export type AdmissionPolicyHistoryEntry = VersionHistoryEntry;
 
 export interface AdmissionPolicyVersion extends AdmissionPolicyHistoryEntry {
   readonly files: readonly AdmissionPolicyFile[];
@@ -50,7 +41,7 @@ const MAX_FILES = 64;
 const MAX_TOTAL_BYTES = 192 * 1024;
 const MAX_MESSAGE = 500;
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+const sha256 = sha256Hex;
 
 /**
  * Checks the shape of a set of files (names, count, size, no name twice) and returns
@@ -93,14 +84,7 @@ function filesOf(rec: AdmissionPolicyVersionRecord): AdmissionPolicyFile[] {
   return (v as { name: string; text: string }[]).map((f) => ({ name: f.name, text: f.text }));
 }
 
-const entryOf = (r: AdmissionPolicyVersionRecord): AdmissionPolicyHistoryEntry => ({
-  version: r.version,
-  author: r.author,
-  createdAt: new Date(r.createdAt).toISOString(),
-  message: r.message,
-  sha256: r.sha256,
-  rollbackOf: r.rollbackOf,
-});
+const entryOf = (r: AdmissionPolicyVersionRecord): AdmissionPolicyHistoryEntry => historyEntryOf(r);
 
 /**
  * The admission policies in force and their history. Every version is an immutable set
@@ -111,16 +95,26 @@ const entryOf = (r: AdmissionPolicyVersionRecord): AdmissionPolicyHistoryEntry =
  * PC_ADMISSION_POLICY_UNAVAILABLE, so that admission denies: never an allow.
  */
 export class AdmissionPolicyService {
-  private snapshot: AdmissionPolicySnapshot | undefined;
-  private snapshotSha256 = "";
-  private snapshotDataVersion = -1;
+  private readonly inForce: VersionedSnapshot<AdmissionPolicyVersionRecord, AdmissionPolicySnapshot>;
 
   constructor(
     private readonly store: Store,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly parse: (files: readonly AdmissionPolicyFile[]) => AdmissionPolicySet = parseAdmissionPolicies,
-  ) {}
+  ) {
+    this.inForce = new VersionedSnapshot(store, {
+      latest: () => store.admissionPolicyVersions.latest(),
+      content: (r) => r.files,
+      build: (r) => {
+        const files = filesOf(r);
+        // The set carries the version it is in force as: decisions name it.
+        return { version: r.version, set: { ...this.parse(files), version: r.version }, files };
+      },
+      unavailable: (detail, cause) => pcError("PC_ADMISSION_POLICY_UNAVAILABLE", detail, cause),
+      what: "admission policy",
+    });
+  }
 
   /** Writes version 1 (at init). Refused if any version exists. */
   seed(files: readonly AdmissionPolicyFile[], author: string): AdmissionPolicyChange {
@@ -134,38 +128,7 @@ export class AdmissionPolicyService {
 
   /** The policies in force. Throws PC_ADMISSION_POLICY_UNAVAILABLE when they cannot be trusted. */
   current(): AdmissionPolicySnapshot {
-    // Versions change only through this service (which drops the snapshot) or through
-    // another connection (which moves data_version): only then is the row read again.
-    let dataVersion: number;
-    let latest: AdmissionPolicyVersionRecord | undefined;
-    try {
-      dataVersion = this.store.dataVersion();
-      if (this.snapshot && this.snapshotDataVersion === dataVersion) return this.snapshot;
-      latest = this.store.admissionPolicyVersions.latest();
-    } catch (e) {
-      throw pcError("PC_ADMISSION_POLICY_UNAVAILABLE", "the admission policy store is unreadable", e);
-    }
-    if (!latest) throw pcError("PC_ADMISSION_POLICY_UNAVAILABLE", "no admission policy is in force");
-    if (this.snapshot && this.snapshot.version === latest.version && this.snapshotSha256 === latest.sha256 && sha256(latest.files) === latest.sha256) {
-      this.snapshotDataVersion = dataVersion;
-      return this.snapshot;
-    }
-    if (sha256(latest.files) !== latest.sha256) {
-      throw pcError("PC_ADMISSION_POLICY_UNAVAILABLE", `admission policy version ${latest.version} fails its checksum`);
-    }
-    let files: AdmissionPolicyFile[];
-    let set: AdmissionPolicySet;
-    try {
-      files = filesOf(latest);
-      // The set carries the version it is in force as: decisions name it.
-      set = { ...this.parse(files), version: latest.version };
-    } catch (e) {
-      throw pcError("PC_ADMISSION_POLICY_UNAVAILABLE", `admission policy version ${latest.version} does not parse`, e);
-    }
-    this.snapshot = { version: latest.version, set, files };
-    this.snapshotSha256 = latest.sha256;
-    this.snapshotDataVersion = dataVersion;
-    return this.snapshot;
+    return this.inForce.current();
   }
 
   /**
@@ -234,7 +197,7 @@ export class AdmissionPolicyService {
       }),
       "the admission policy store could not be written",
     );
-    this.snapshot = undefined;
+    this.inForce.invalidate();
     return out;
   }
 

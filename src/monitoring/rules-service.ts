@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto";
 import type { AuditSink, Clock } from "../core/index.js";
 import { isPortcullisError, pcError } from "../core/index.js";
-import type { MonitoringRulesVersionRecord, Store } from "../store/index.js";
+import { historyEntryOf, sha256Hex, VersionedSnapshot, type VersionHistoryEntry, type MonitoringRulesVersionRecord, type Store } from "../store/index.js";
 import { parseMonitoringRules } from "./rules.js";
 import type { MonitoringRuleSet } from "./types.js";
 
@@ -19,16 +18,8 @@ export interface MonitoringRulesChange {
   readonly unchanged: boolean;
 }
 
-export interface MonitoringRulesHistoryEntry {
-  readonly version: number;
-  readonly author: string;
-  /** ISO 8601. */
-  readonly createdAt: string;
-  readonly message: string;
-  /** Hex SHA-256 of the text as stored. */
-  readonly sha256: string;
-  readonly rollbackOf: number | null;
-}
+/** A version as `history` lists it. */
+export type MonitoringRulesHistoryEntry = VersionHistoryEntry;
 
 export interface MonitoringRulesVersion extends MonitoringRulesHistoryEntry {
   readonly text: string;
@@ -43,16 +34,9 @@ export interface MonitoringRulesActor {
 }
 
 const MAX_MESSAGE = 500;
-const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
+const sha256 = sha256Hex;
 
-const entryOf = (r: MonitoringRulesVersionRecord): MonitoringRulesHistoryEntry => ({
-  version: r.version,
-  author: r.author,
-  createdAt: new Date(r.createdAt).toISOString(),
-  message: r.message,
-  sha256: r.sha256,
-  rollbackOf: r.rollbackOf,
-});
+const entryOf = (r: MonitoringRulesVersionRecord): MonitoringRulesHistoryEntry => historyEntryOf(r);
 
 /**
  * The monitoring rules in force and their history. Every version is an immutable text;
@@ -64,15 +48,21 @@ const entryOf = (r: MonitoringRulesVersionRecord): MonitoringRulesHistoryEntry =
  * PC_MONITOR_RULES_MISSING: no rules are served that were not applied as they are.
  */
 export class MonitoringRulesService {
-  private snapshot: MonitoringRulesSnapshot | undefined;
-  private snapshotSha256 = "";
-  private snapshotDataVersion = -1;
+  private readonly inForce: VersionedSnapshot<MonitoringRulesVersionRecord, MonitoringRulesSnapshot>;
 
   constructor(
     private readonly store: Store,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.inForce = new VersionedSnapshot(store, {
+      latest: () => store.monitoringRulesVersions.latest(),
+      content: (r) => r.text,
+      build: (r) => ({ version: r.version, set: parseMonitoringRules(r.text), text: r.text }),
+      unavailable: (detail, cause) => pcError("PC_MONITOR_RULES_MISSING", detail, cause),
+      what: "monitoring rules",
+    });
+  }
 
   /** Writes version 1 (at init). Refused if any version exists. */
   seed(text: string, author: string): MonitoringRulesChange {
@@ -81,40 +71,13 @@ export class MonitoringRulesService {
       if (this.store.monitoringRulesVersions.latest()) throw pcError("PC_MONITOR_RULES_INVALID", "monitoring rules are already in force");
       return this.write(text, set, 0, "initial monitoring rules", { identity: author }, null);
     });
-    this.snapshot = undefined;
+    this.inForce.invalidate();
     return out;
   }
 
   /** The rules in force. PC_MONITOR_RULES_MISSING when there are none that can be trusted. */
   current(): MonitoringRulesSnapshot {
-    let dataVersion: number;
-    let latest: MonitoringRulesVersionRecord | undefined;
-    try {
-      // Versions change through this service (which drops the snapshot) or through
-      // another connection (which moves data_version): only then is the row read again.
-      dataVersion = this.store.dataVersion();
-      if (this.snapshot && this.snapshotDataVersion === dataVersion) return this.snapshot;
-      latest = this.store.monitoringRulesVersions.latest();
-    } catch (e) {
-      throw pcError("PC_MONITOR_RULES_MISSING", "the monitoring rules store is unreadable", e);
-    }
-    if (!latest) throw pcError("PC_MONITOR_RULES_MISSING", "no monitoring rules version is stored");
-    const sum = sha256(latest.text);
-    if (sum !== latest.sha256) throw pcError("PC_MONITOR_RULES_MISSING", `monitoring rules version ${latest.version} fails its checksum`);
-    if (this.snapshot && this.snapshot.version === latest.version && this.snapshotSha256 === sum) {
-      this.snapshotDataVersion = dataVersion;
-      return this.snapshot;
-    }
-    let set: MonitoringRuleSet;
-    try {
-      set = parseMonitoringRules(latest.text);
-    } catch (e) {
-      throw pcError("PC_MONITOR_RULES_MISSING", `monitoring rules version ${latest.version} does not parse`, e);
-    }
-    this.snapshot = { version: latest.version, set, text: latest.text };
-    this.snapshotSha256 = sum;
-    this.snapshotDataVersion = dataVersion;
-    return this.snapshot;
+    return this.inForce.current();
   }
 
   /**
@@ -164,7 +127,7 @@ export class MonitoringRulesService {
       if (latest && latest.text === text && latest.sha256 === sha256(latest.text)) return { version: latest.version, unchanged: true };
       return this.write(text, set, latest?.version ?? 0, message, actor, rollbackOf);
     });
-    if (!out.unchanged) this.snapshot = undefined;
+    if (!out.unchanged) this.inForce.invalidate();
     return out;
   }
 

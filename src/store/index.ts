@@ -25,3 +25,5 @@ export type { VulnAffectedKey, VulnDbImportRecord, VulnDbImportState, VulnRecord
 export { MonitorEventRepo } from "./repos/monitor-events.js";
 export type { RecordedEvent, RecordedEventFilter } from "./repos/monitor-events.js";
 export type { MonitoringRulesVersionRecord } from "./repos/monitoring-rules-versions.js";
+export { historyEntryOf, sha256Hex, VersionedSnapshot } from "./versioned-snapshot.js";
+export type { VersionHistoryEntry, VersionRow, VersionedSnapshotOptions } from "./versioned-snapshot.js";

@@ -95,7 +95,7 @@ describe("seed and current", () => {
   });
 
   it("with no version at all, current() fails closed with 503", () => {
-    const e = expectRefusal(() => svc.current(), "PC_ADMISSION_POLICY_UNAVAILABLE", "no admission policy is in force");
+    const e = expectRefusal(() => svc.current(), "PC_ADMISSION_POLICY_UNAVAILABLE", "no admission policy version is stored");
     expect(e.status).toBe(503);
   });
 });
