@@ -1,5 +1,5 @@
 /**
- * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify deploy admission secrets-create secrets-inject vulndb-import scan] [-- --cpu-prof[=dir]]`.
+ * Runs the benchmarks: `npm run bench [-- issuance handshakes whoami rbac audit-append audit-verify deploy admission secrets-create secrets-inject vulndb-import scan monitor-latency monitor-cpu] [-- --cpu-prof[=dir]]`.
  *
  * Each benchmark runs in its own process, pinned to CPU 0 when `taskset` works; the
  * benchmarks that need a client start it on CPU 1. Each measures its baseline in the
@@ -27,15 +27,25 @@ const BENCHMARKS: Record<string, string> = {
   "secrets-inject": "secrets-inject.ts",
   "vulndb-import": "vulndb-import.ts",
   scan: "scan.ts",
+  "monitor-latency": "monitor-latency.ts",
+  "monitor-cpu": "monitor-cpu.ts",
 };
 const BENCH_TIMEOUT_MS = 110_000;
 /**
  * Benchmarks that need longer than BENCH_TIMEOUT_MS: deploy starts and removes some 360
  * containers; admission runs 30 s of dry runs besides its baseline and in-process runs;
  * secrets-inject starts and removes some 190 containers; scan generates and imports 50,000
- * records before it scans.
+ * records before it scans; monitor-latency allows each side of its burst two minutes to
+ * drain; monitor-cpu starts and removes 100 containers and measures two windows of 60 s.
  */
-const TIMEOUT_MS: Readonly<Record<string, number>> = { deploy: 600_000, admission: 240_000, "secrets-inject": 400_000, scan: 300_000 };
+const TIMEOUT_MS: Readonly<Record<string, number>> = {
+  deploy: 600_000,
+  admission: 240_000,
+  "secrets-inject": 400_000,
+  scan: 300_000,
+  "monitor-latency": 300_000,
+  "monitor-cpu": 420_000,
+};
 
 function cpuModel(): string {
   try {

@@ -65,7 +65,7 @@ import { DeploymentController, DeploymentViews, DockerEngine, LOCAL_ENDPOINT, LO
 import { DeployRequestVerifier, ReplayGuard } from "./deploy/index.js";
 import { createDataDir, openDataDir, readKeyFile, Store, writeFileAtomic, writeKeyFile } from "./store/index.js";
 import { createKeyringFile, Keyring, kekSourceFor, keyringPath, SecretService } from "./secrets/index.js";
-import { GatewayMetrics, MonitoringRulesService, MonitoringService, RuleEngine, shippedMonitoringRules, DERIVED_ACTIONS } from "./monitoring/index.js";
+import { GatewayMetrics, MonitoringRulesService, MonitoringService, shippedMonitoringRules, DERIVED_ACTIONS, composeMonitoring } from "./monitoring/index.js";
 import { AlertService, QuarantineService, ResponseActions, WebhookSink, loadWebhookKey } from "./monitoring/index.js";
 
 /**
@@ -390,7 +390,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const reconciler = new Reconciler(store, nodes, deployments, audit, clock, logger, { intervalMs: opts.reconcileIntervalMs ?? 5_000 });
   const admissionPolicy = new AdmissionPolicyService(store, audit, clock);
-  const monitoringRules = new MonitoringRulesService(store, audit, clock);
   const waivers = new WaiverService(store, audit, clock);
   // The policies in force, read (and cached) per request: an unreadable policy denies.
   // The waivers in force are read at the same instant the chain judges by.
@@ -485,14 +484,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     clock,
     logger,
   });
-  // Alerts, their response actions, quarantines and the webhook. Actions run after the
-  // transaction that raised their alert; deliveries likewise (both kicked, and polled).
-  const webhook = webhookConfig !== undefined && webhookKey !== undefined ? new WebhookSink(webhookConfig, webhookKey, store, clock, logger) : undefined;
-  const responseActions = new ResponseActions({
+  // Runtime monitoring: the rules in force judge every event of every node and the stats
+  // of managed containers; alerts, their response actions and the webhook. A data
+  // directory from before monitoring gets the shipped rules.
+  const { rules: monitoringRules, alerts, responseActions, webhook, service: monitoring } = composeMonitoring({
     store,
     audit,
     clock,
     logger,
+    gatewayId,
+    config: { ...monitoringConfigOf(config), ...(opts.monitoring?.statsIntervalMs !== undefined ? { statsIntervalMs: opts.monitoring.statsIntervalMs } : {}) },
+    nodes: () => nodes.list(),
     engine: (node) => nodes.engine(node),
     stopDeployment: (ns, name, reason) => deployments.stopUsing(ns, name, reason, systemActor.identity),
     revokeIdentity: async (identity, reason) => {
@@ -500,34 +502,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       enforcer?.check();
       return r;
     },
-  });
-  const alerts = new AlertService(store, audit, clock, {
-    onRaised: (alert, created) => {
-      if (created && alert.actions.length > 0) responseActions.kick();
-      webhook?.kick();
-    },
-    ...(webhook !== undefined ? { sink: webhook } : {}),
-  });
-  // Runtime monitoring: the rules in force judge every event of every node and the stats
-  // of managed containers. A data directory from before monitoring gets the shipped rules.
-  if (store.monitoringRulesVersions.latest() === undefined) monitoringRules.seed(shippedMonitoringRules(), systemActor.identity);
-  const ruleEngine = new RuleEngine(() => monitoringRules.current().set);
-  const monitoringConfig = { ...monitoringConfigOf(config), ...(opts.monitoring?.statsIntervalMs !== undefined ? { statsIntervalMs: opts.monitoring.statsIntervalMs } : {}) };
-  const monitoring = new MonitoringService({
-    store,
-    audit,
-    clock,
-    logger,
-    gatewayId,
-    config: monitoringConfig,
-    nodes: () => nodes.list(),
-    engine: (node) => nodes.engine(node),
-    rules: ruleEngine,
-    alerts,
-    workers: webhook !== undefined ? [responseActions, webhook] : [responseActions],
+    webhookKey,
     metrics,
-    ...(opts.monitoring?.reconnectBaseMs !== undefined ? { reconnectBaseMs: opts.monitoring.reconnectBaseMs } : {}),
-    ...(opts.monitoring?.pollNodesMs !== undefined ? { pollNodesMs: opts.monitoring.pollNodesMs } : {}),
+    seedAuthor: systemActor.identity,
+    reconnectBaseMs: opts.monitoring?.reconnectBaseMs,
+    pollNodesMs: opts.monitoring?.pollNodesMs,
   });
   const quarantines = new QuarantineService({
     store,

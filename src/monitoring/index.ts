@@ -24,3 +24,5 @@ export { Monitor } from "./monitor.js";
 export type { AlertRaiser, MonitorDeps, MonitorMetrics, RuleEvaluator } from "./monitor.js";
 export { MonitoringService } from "./service.js";
 export type { MonitoringServiceDeps, Worker } from "./service.js";
+export { composeMonitoring } from "./compose.js";
+export type { MonitoringComposition, MonitoringParts } from "./compose.js";
