@@ -1,5 +1,6 @@
 import { CLUSTER_WIDE, defineRoute, type RouteDef } from "../route.js";
 import { actorOf, type RouteContext } from "./context.js";
+import { policyVersionRoutes } from "./policy-version-routes.js";
 
 const MAX_FILES = 64;
 const fileName = { type: "string", minLength: 1, maxLength: 105, pattern: "^[a-z0-9][a-z0-9._-]{0,99}\\.ya?ml$" } as const;
@@ -14,18 +15,6 @@ const change = {
   type: "object",
   required: ["version", "changed"],
   properties: { version: { type: "integer" }, changed: { type: "array", items: { type: "string" } } },
-} as const;
-const historyEntry = {
-  type: "object",
-  required: ["version", "author", "createdAt", "message", "sha256", "rollbackOf"],
-  properties: {
-    version: { type: "integer" },
-    author: { type: "string" },
-    createdAt: { type: "string" },
-    message: { type: "string" },
-    sha256: { type: "string" },
-    rollbackOf: { type: ["integer", "null"] },
-  },
 } as const;
 
 /** The admission policies: the set in force (or one version), apply, history, rollback. */
@@ -69,34 +58,12 @@ export function admissionRoutes(ctx: RouteContext): RouteDef[] {
         return ctx.admissionPolicy.apply(b.files, actorOf(req), b.message);
       },
     }),
-    defineRoute({
-      method: "GET",
-      url: "/v1/admission/policy/history",
-      authz: { kind: "rbac", resource: "policies", action: "read", namespace: CLUSTER_WIDE },
-      schema: {
-        summary: "Every admission policy version with its author, time, message and checksum",
-        response: { 200: { type: "object", required: ["items"], properties: { items: { type: "array", items: historyEntry } } } },
-      },
-      handler: async () => ({ items: ctx.admissionPolicy.history() }),
-    }),
-    defineRoute({
-      method: "POST",
-      url: "/v1/admission/policy/rollback",
-      authz: { kind: "rbac", resource: "policies", action: "update", namespace: CLUSTER_WIDE },
-      schema: {
-        summary: "Return to the files of an earlier admission policy version (as a new version)",
-        body: {
-          type: "object",
-          additionalProperties: false,
-          required: ["version"],
-          properties: { version: { type: "integer", minimum: 1 }, message: { type: "string", minLength: 1, maxLength: 500 } },
-        },
-        response: { 200: change },
-      },
-      handler: async (req) => {
-        const b = req.body as { version: number; message?: string };
-        return ctx.admissionPolicy.rollback(b.version, actorOf(req), b.message);
-      },
+    ...policyVersionRoutes({
+      prefix: "/v1/admission/policy",
+      what: "admission policy",
+      change,
+      history: () => ctx.admissionPolicy.history(),
+      rollback: (version, actor, message) => ctx.admissionPolicy.rollback(version, actor, message),
     }),
   ];
 }

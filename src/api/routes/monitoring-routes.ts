@@ -2,6 +2,7 @@ import { pcError } from "../../core/index.js";
 import { MAX_RULES_BYTES, parseMonitoringRules, replayMonitoringEvents, runMonitoringTests, type MonitoringRule } from "../../monitoring/index.js";
 import { CLUSTER_WIDE, defineRoute, type RouteDef } from "../route.js";
 import { actorOf, type RouteContext } from "./context.js";
+import { policyVersionRoutes } from "./policy-version-routes.js";
 
 const MAX_TEST_BYTES = 1024 * 1024;
 const MAX_EVENTS_BYTES = 3 * 1024 * 1024;
@@ -11,18 +12,6 @@ const change = {
   type: "object",
   required: ["version", "unchanged"],
   properties: { version: { type: "integer" }, unchanged: { type: "boolean" } },
-} as const;
-const historyEntry = {
-  type: "object",
-  required: ["version", "author", "createdAt", "message", "sha256", "rollbackOf"],
-  properties: {
-    version: { type: "integer" },
-    author: { type: "string" },
-    createdAt: { type: "string" },
-    message: { type: "string" },
-    sha256: { type: "string" },
-    rollbackOf: { type: ["integer", "null"] },
-  },
 } as const;
 const anyObject = { type: "object", additionalProperties: true } as const;
 const hitView = {
@@ -139,35 +128,6 @@ export function monitoringRoutes(ctx: RouteContext): RouteDef[] {
       },
     }),
     defineRoute({
-      method: "GET",
-      url: "/v1/monitoring/rules/history",
-      authz: { kind: "rbac", resource: "policies", action: "read", namespace: CLUSTER_WIDE },
-      schema: {
-        summary: "Every monitoring rules version with its author, time, message and checksum",
-        response: { 200: { type: "object", required: ["items"], properties: { items: { type: "array", items: historyEntry } } } },
-      },
-      handler: async () => ({ items: ctx.monitoringRules.history() }),
-    }),
-    defineRoute({
-      method: "POST",
-      url: "/v1/monitoring/rules/rollback",
-      authz: { kind: "rbac", resource: "policies", action: "update", namespace: CLUSTER_WIDE },
-      schema: {
-        summary: "Return to the rules of an earlier version (as a new version)",
-        body: {
-          type: "object",
-          additionalProperties: false,
-          required: ["version"],
-          properties: { version: { type: "integer", minimum: 1, maximum: 999_999_999 }, message: { type: "string", minLength: 1, maxLength: 500 } },
-        },
-        response: { 200: change },
-      },
-      handler: async (req) => {
-        const b = req.body as { version: number; message?: string };
-        return ctx.monitoringRules.rollback(b.version, actorOf(req), b.message);
-      },
-    }),
-    defineRoute({
       method: "POST",
       url: "/v1/monitoring/rules/test",
       authz: { kind: "rbac", resource: "policies", action: "read", namespace: CLUSTER_WIDE },
@@ -230,6 +190,13 @@ export function monitoringRoutes(ctx: RouteContext): RouteDef[] {
           }),
         };
       },
+    }),
+    ...policyVersionRoutes({
+      prefix: "/v1/monitoring/rules",
+      what: "monitoring rules",
+      change,
+      history: () => ctx.monitoringRules.history(),
+      rollback: (version, actor, message) => ctx.monitoringRules.rollback(version, actor, message),
     }),
   ];
 }

@@ -6,6 +6,7 @@ import { formatAdmissionTestReport, runAdmissionTestFile, type AdmissionTestRepo
 import { writeFileAtomic } from "../../store/index.js";
 import { print, type OutputFormat } from "../output.js";
 import type { Session } from "../session.js";
+import { registerPolicyVersionCommands } from "./policy-versions.js";
 
 type Globals = () => { output: OutputFormat };
 type Open = () => Promise<Session>;
@@ -22,15 +23,6 @@ interface PolicyFile {
 interface Change {
   version: number;
   changed: string[];
-}
-
-interface HistoryEntry {
-  version: number;
-  author: string;
-  createdAt: string;
-  message: string;
-  sha256: string;
-  rollbackOf: number | null;
 }
 
 /**
@@ -109,27 +101,7 @@ export function registerAdmissionPolicyCommands(admission: Command, globals: Glo
       const s = await open();
       printChange(globals().output, await s.call<Change>("PUT", "/v1/admission/policy", { files, message: o.message }));
     });
-  policy
-    .command("history")
-    .description("every version with author, time, message and checksum")
-    .action(async () => {
-      const s = await open();
-      const r = await s.call<{ items: HistoryEntry[] }>("GET", "/v1/admission/policy/history");
-      if (globals().output === "json") return print("json", r.items);
-      for (const v of r.items) {
-        process.stdout.write(`version ${v.version}  ${v.createdAt}  ${v.author}${v.rollbackOf ? `  (rollback to ${v.rollbackOf})` : ""}  sha256:${v.sha256.slice(0, 12)}\n    ${v.message || "-"}\n`);
-      }
-    });
-  policy
-    .command("rollback <version>")
-    .description("return to the files of an earlier version (recorded as a new version)")
-    .option("--message <text>", "why")
-    .action(async (version: string, o: { message?: string }) => {
-      const v = Number(version);
-      if (!Number.isInteger(v) || v < 1) throw pcError("PC_CLI_USAGE", "VERSION is a positive whole number");
-      const s = await open();
-      printChange(globals().output, await s.call<Change>("POST", "/v1/admission/policy/rollback", { version: v, ...(o.message ? { message: o.message } : {}) }));
-    });
+  registerPolicyVersionCommands(policy, { path: "/v1/admission/policy", contents: "files", output: () => globals().output, open, printChange });
 }
 
 /**

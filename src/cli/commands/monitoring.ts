@@ -12,6 +12,7 @@ import {
 } from "../../monitoring/index.js";
 import { print, type OutputFormat } from "../output.js";
 import type { Session } from "../session.js";
+import { registerPolicyVersionCommands, versionArgument } from "./policy-versions.js";
 import { parseTimeArg } from "./audit.js";
 
 type Globals = () => { output: OutputFormat };
@@ -22,23 +23,8 @@ interface Change {
   unchanged: boolean;
 }
 
-interface HistoryEntry {
-  version: number;
-  author: string;
-  createdAt: string;
-  message: string;
-  sha256: string;
-  rollbackOf: number | null;
-}
-
 /** The codes of a file `rules test` cannot use: reported, exit 2. */
 const BAD_FILE_CODES = new Set(["PC_MONITOR_TEST_INVALID", "PC_MONITOR_RULES_INVALID", "PC_MONITOR_EVENTS_INVALID"]);
-
-function positive(text: string, what: string): number {
-  const v = Number(text);
-  if (!/^[1-9][0-9]{0,8}$/.test(text) || !Number.isSafeInteger(v)) throw pcError("PC_CLI_USAGE", `${what} is a positive whole number`);
-  return v;
-}
 
 function readText(path: string, code: "PC_CLI_USAGE" | "PC_MONITOR_EVENTS_INVALID" | "PC_MONITOR_RULES_INVALID", what: string): string {
   try {
@@ -61,7 +47,7 @@ function registerRulesCommands(monitoring: Command, globals: Globals, open: Open
     .description("print the rules file in force (or of --version N); -o yaml prints the file alone, -o json with its parsed rules")
     .option("--version <n>", "an earlier version instead of the one in force")
     .action(async (o: { version?: string }) => {
-      const q = o.version !== undefined ? `?version=${positive(o.version, "--version")}` : "";
+      const q = o.version !== undefined ? `?version=${versionArgument(o.version, "--version")}` : "";
       const s = await open();
       const r = await s.call<{ version: number; text: string; rules: unknown[] }>("GET", `/v1/monitoring/rules${q}`);
       const format: string = globals().output;
@@ -81,26 +67,7 @@ function registerRulesCommands(monitoring: Command, globals: Globals, open: Open
       const body = { text, ...(o.message !== undefined && o.message.trim() !== "" ? { message: o.message } : {}) };
       printChange(globals().output, await s.call<Change>("PUT", "/v1/monitoring/rules", body));
     });
-  rules
-    .command("history")
-    .description("every version with author, time, message and checksum")
-    .action(async () => {
-      const s = await open();
-      const r = await s.call<{ items: HistoryEntry[] }>("GET", "/v1/monitoring/rules/history");
-      if (globals().output === "json") return print("json", r.items);
-      for (const v of r.items) {
-        process.stdout.write(`version ${v.version}  ${v.createdAt}  ${v.author}${v.rollbackOf ? `  (rollback to ${v.rollbackOf})` : ""}  sha256:${v.sha256.slice(0, 12)}\n    ${v.message || "-"}\n`);
-      }
-    });
-  rules
-    .command("rollback <version>")
-    .description("return to the rules of an earlier version (recorded as a new version)")
-    .option("-m, --message <text>", "why")
-    .action(async (version: string, o: { message?: string }) => {
-      const v = positive(version, "VERSION");
-      const s = await open();
-      printChange(globals().output, await s.call<Change>("POST", "/v1/monitoring/rules/rollback", { version: v, ...(o.message ? { message: o.message } : {}) }));
-    });
+  registerPolicyVersionCommands(rules, { path: "/v1/monitoring/rules", contents: "rules", output: () => globals().output, open, printChange });
   rules
     .command("test [files...]")
     .description("offline: run test files (YAML) against the rules each names (or --rules, or the shipped ones); --events replays recorded events (JSON lines)")
@@ -160,7 +127,7 @@ export function registerMonitoringCommands(
       if (o.until !== undefined) q.set("until", parseTimeArg(o.until));
       if (o.type !== undefined) q.set("type", o.type);
       if (o.limit !== undefined) {
-        const n = positive(o.limit, "--limit");
+        const n = versionArgument(o.limit, "--limit");
         if (n > 10_000) throw pcError("PC_CLI_USAGE", "--limit is at most 10000");
         q.set("limit", String(n));
       }
