@@ -36,7 +36,7 @@ import { DEPLOY_OPERATIONS, manifestDigest, manifestIssues, validateManifest, ty
 import { evaluate } from "./chain.js";
 import { parseAdmissionPolicies } from "./policy.js";
 import { shippedAdmissionPolicySet } from "./shipped.js";
-import { formatPath, isPlainMap, parseFieldPath, pcError, readStrictYaml, type FieldPath } from "../core/index.js";
+import { formatPath, isPlainMap, issueCollector, namedCases, parseFieldPath, pcError, readStrictYaml, type Bad, type FieldPath } from "../core/index.js";
 import { SEVERITY_LEVELS, type FindingSeverityLevel, type ScanFinding, type ScanResult } from "./scanner/scanner.js";
 import type { AdmissionAttributes, AdmissionHooks, AdmissionPolicySet, ImageFacts, PolicyFile } from "./types.js";
 
@@ -108,14 +108,7 @@ export function parseAdmissionTestFile(yamlText: string): AdmissionTestFile {
   const read = readStrictYaml(yamlText);
   if (!read.ok) throw invalid(read.issues.map((i) => ({ line: i.line, field: formatPath(i.path), reason: i.reason })));
   const { doc } = read;
-  const issues: AdmissionTestIssue[] = [];
-  const bad = (path: FieldPath, reason: string): undefined => {
-    issues.push({ line: doc.lineOf(path), field: formatPath(path), reason });
-    return undefined;
-  };
-  const keys = (v: Record<string, unknown>, path: FieldPath, allowed: readonly string[]) => {
-    for (const k of Object.keys(v)) if (!allowed.includes(k)) bad([...path, k], `unknown field (allowed: ${allowed.join(", ")})`);
-  };
+  const { issues, bad, keys } = issueCollector(doc);
   const root = doc.value;
   if (!isPlainMap(root)) throw invalid([{ line: doc.lineOf([]), field: "", reason: "the file must be a map with a `cases` list" }]);
   keys(root, [], TOP);
@@ -126,26 +119,11 @@ export function parseAdmissionTestFile(yamlText: string): AdmissionTestFile {
     } else policies = root.policies as string[];
   }
   const scan = root.scan === undefined ? undefined : parseScan(root.scan, ["scan"], bad, keys);
-  const cases: AdmissionTestCase[] = [];
-  if (!Array.isArray(root.cases) || root.cases.length === 0) bad(["cases"], "must be a non-empty list");
-  else {
-    const names = new Map<string, number>();
-    root.cases.forEach((c: unknown, i: number) => {
-      const tc = parseCase(c, ["cases", i], bad, keys, doc.lineOf);
-      if (tc === undefined) return;
-      const first = names.get(tc.name);
-      if (first !== undefined) bad(["cases", i, "name"], `repeats the name of the case on line ${first}`);
-      else {
-        names.set(tc.name, tc.line);
-        cases.push(tc);
-      }
-    });
-  }
+  const cases = namedCases(root.cases, bad, (c, path) => parseCase(c, path, bad, keys, doc.lineOf));
   if (issues.length > 0) throw invalid(issues);
   return { ...(policies !== undefined ? { policies } : {}), ...(scan !== undefined ? { scan } : {}), cases };
 }
 
-type Bad = (path: FieldPath, reason: string) => undefined;
 
 function parseCase(
   c: unknown,

@@ -109,3 +109,57 @@ export function parseFieldPath(field: string): (string | number)[] {
 export function isPlainMap(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
+
+/** A problem with a value of a document: its line, its field path as text, why. */
+export interface FieldIssue {
+  readonly line: number;
+  readonly field: string;
+  readonly reason: string;
+}
+
+/** Records a problem at a path; returns undefined, so that a check can `return bad(...)`. */
+export type Bad = (path: FieldPath, reason: string) => undefined;
+/** Records every field of a map that is not allowed. */
+export type Keys = (v: Record<string, unknown>, path: FieldPath, allowed: readonly string[]) => void;
+
+/** Collects every problem of a document, each with the line of its field. */
+export function issueCollector(doc: StrictYamlDocument): { readonly issues: FieldIssue[]; readonly bad: Bad; readonly keys: Keys } {
+  const issues: FieldIssue[] = [];
+  const bad: Bad = (path, reason) => {
+    issues.push({ line: doc.lineOf(path), field: formatPath(path), reason });
+    return undefined;
+  };
+  const keys: Keys = (v, path, allowed) => {
+    for (const k of Object.keys(v)) if (!allowed.includes(k)) bad([...path, k], `unknown field (allowed: ${allowed.join(", ")})`);
+  };
+  return { issues, bad, keys };
+}
+
+/**
+ * The `cases` of a test file: a non-empty list (of at most `max`), each parsed by
+ * `parse` (which reports its own problems), no name twice.
+ */
+export function namedCases<T extends { readonly name: string; readonly line: number }>(
+  list: unknown,
+  bad: Bad,
+  parse: (c: unknown, path: FieldPath) => T | undefined,
+  max = Number.POSITIVE_INFINITY,
+): T[] {
+  const cases: T[] = [];
+  if (!Array.isArray(list) || list.length === 0) bad(["cases"], "must be a non-empty list");
+  else if (list.length > max) bad(["cases"], `holds ${list.length} cases; at most ${max}`);
+  else {
+    const names = new Map<string, number>();
+    list.forEach((c: unknown, i: number) => {
+      const tc = parse(c, ["cases", i]);
+      if (tc === undefined) return;
+      const first = names.get(tc.name);
+      if (first !== undefined) bad(["cases", i, "name"], `repeats the name of the case on line ${first}`);
+      else {
+        names.set(tc.name, tc.line);
+        cases.push(tc);
+      }
+    });
+  }
+  return cases;
+}

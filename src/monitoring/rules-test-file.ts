@@ -3,7 +3,7 @@
  * rules-test.ts): parsed and checked whole, every problem refused together as
  * PC_MONITOR_TEST_INVALID with its line and field path.
  */
-import { formatPath, isPlainMap, isPortcullisError, pcError, readStrictYaml, type FieldPath } from "../core/index.js";
+import { formatPath, isPlainMap, isPortcullisError, issueCollector, namedCases, pcError, readStrictYaml, type Bad, type FieldPath } from "../core/index.js";
 import { parseRecordedEvent } from "./event-ids.js";
 import { ACTIONS, SEVERITIES, type ActionName, type MonitorEvent, type Severity, type StatsSample } from "./types.js";
 
@@ -50,7 +50,6 @@ export interface MonitoringTestFile {
   readonly cases: readonly MonitoringTestCase[];
 }
 
-type Bad = (path: FieldPath, reason: string) => undefined;
 
 const TOP = ["rules", "cases"];
 const CASE = ["name", "container", "events", "samples", "states", "expect"];
@@ -78,14 +77,7 @@ export function parseMonitoringTestFile(yamlText: string): MonitoringTestFile {
   const read = readStrictYaml(yamlText);
   if (!read.ok) throw invalid(read.issues.map((i) => ({ line: i.line, field: formatPath(i.path), reason: i.reason })));
   const { doc } = read;
-  const issues: MonitoringTestIssue[] = [];
-  const bad: Bad = (path, reason) => {
-    issues.push({ line: doc.lineOf(path), field: formatPath(path), reason });
-    return undefined;
-  };
-  const keys = (v: Record<string, unknown>, path: FieldPath, allowed: readonly string[]): void => {
-    for (const k of Object.keys(v)) if (!allowed.includes(k)) bad([...path, k], `unknown field (allowed: ${allowed.join(", ")})`);
-  };
+  const { issues, bad, keys } = issueCollector(doc);
   const root = doc.value;
   if (!isPlainMap(root)) throw invalid([{ line: doc.lineOf([]), field: "", reason: "the file must be a map with a `cases` list" }]);
   keys(root, [], TOP);
@@ -94,22 +86,7 @@ export function parseMonitoringTestFile(yamlText: string): MonitoringTestFile {
     if (!TEXT(root.rules, 4096)) bad(["rules"], "must be the path of a rules file");
     else rules = root.rules;
   }
-  const cases: MonitoringTestCase[] = [];
-  if (!Array.isArray(root.cases) || root.cases.length === 0) bad(["cases"], "must be a non-empty list");
-  else if (root.cases.length > MAX_CASES) bad(["cases"], `holds ${root.cases.length} cases; at most ${MAX_CASES}`);
-  else {
-    const names = new Map<string, number>();
-    root.cases.forEach((c: unknown, i: number) => {
-      const tc = parseCase(c, ["cases", i], bad, keys, doc.lineOf);
-      if (tc === undefined) return;
-      const first = names.get(tc.name);
-      if (first !== undefined) bad(["cases", i, "name"], `repeats the name of the case on line ${first}`);
-      else {
-        names.set(tc.name, tc.line);
-        cases.push(tc);
-      }
-    });
-  }
+  const cases = namedCases(root.cases, bad, (c, path) => parseCase(c, path, bad, keys, doc.lineOf), MAX_CASES);
   if (issues.length > 0) throw invalid(issues);
   return { ...(rules !== undefined ? { rules } : {}), cases };
 }
